@@ -1,0 +1,3 @@
+"""hull: a readable container stack in Python."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,92 @@
+"""Running lifecycle hooks (config.md "POSIX-platform Hooks").
+
+Each hook gets the container state as JSON on stdin, runs with exactly its own
+``args`` and ``env``, and is killed when its ``timeout`` passes.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+
+from hull.oci.runtime_config import Hook
+from hull.runtime.errors import HookError
+
+
+def run_hooks(kind: str, hooks: list[Hook], state_json: bytes) -> None:
+    for i, hook in enumerate(hooks):
+        run_hook(f"{kind}[{i}]", hook, state_json)
+
+
+def run_hook(name: str, hook: Hook, state_json: bytes) -> None:
+    stdin_r, stdin_w = os.pipe()
+    err_r, err_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - replaced by execve
+        try:
+            os.dup2(stdin_r, 0)
+            os.dup2(err_w, 2)
+            os.closerange(3, 1 << 16)
+            os.execve(hook.path, hook.args or [hook.path], dict(e.split("=", 1) for e in hook.env))
+        except OSError as err:
+            os.write(2, f"{hook.path}: {err.strerror}".encode())
+        os._exit(127)
+    os.close(stdin_r)
+    os.close(err_w)
+    try:
+        _feed(stdin_w, state_json)
+        status, stderr = _wait(pid, err_r, hook.timeout)
+    finally:
+        os.close(err_r)
+    if status is None:
+        raise HookError(f"hook {name} ({hook.path}) timed out after {hook.timeout}s")
+    if status != 0:
+        detail = stderr.decode(errors="replace").strip().splitlines()
+        why = f": {detail[-1]}" if detail else ""
+        raise HookError(f"hook {name} ({hook.path}) failed with exit status {status}{why}")
+
+
+def _feed(fd: int, data: bytes) -> None:
+    # A hook that does not read its stdin must not make us block or die of SIGPIPE.
+    try:
+        os.set_blocking(fd, False)
+        os.write(fd, data)
+    except (BlockingIOError, BrokenPipeError):
+        pass
+    finally:
+        os.close(fd)
+
+
+def _wait(pid: int, err_fd: int, timeout: int | None) -> tuple[int | None, bytes]:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    stderr = b""
+    open_ = True
+    while True:
+        waited, status = os.waitpid(pid, os.WNOHANG)
+        if waited:
+            if open_:
+                stderr += _drain(err_fd)
+            return os.waitstatus_to_exitcode(status), stderr[-4096:]
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return None, stderr
+        if open_:
+            ready, _, _ = select.select([err_fd], [], [], min(left, 0.05) if left is not None else 0.05)
+            if ready:
+                chunk = os.read(err_fd, 65536)
+                open_ = bool(chunk)
+                stderr += chunk
+        else:
+            time.sleep(0.005)
+
+
+def _drain(fd: int) -> bytes:
+    os.set_blocking(fd, False)
+    try:
+        return os.read(fd, 65536)
+    except BlockingIOError:
+        return b""

@@ -1,0 +1,239 @@
+"""What runs in the forked processes that become the container.
+
+The runtime forks an *intermediate* process that joins and creates the
+namespaces; it forks the container's *init* (PID 1 of a new PID namespace,
+since unshare(CLONE_NEWPID) and CLONE_NEWTIME only apply to children) and
+exits, so init is re-parented away from the runtime as with runc. Init builds
+the rootfs, waits for ``start`` on a socket in the state directory, and
+execs the user's program. Neither ever returns into the CLI: both end in
+``os._exit`` or ``execve``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import traceback
+from dataclasses import dataclass, field
+
+from hull.oci.runtime_config import Config
+from hull.runtime import console, hooks, namespaces, process, rootfs
+from hull.runtime import linux as L
+from hull.runtime.errors import RuntimeFailure, SetupError
+from hull.runtime.mount_options import PROPAGATION
+from hull.runtime.paths import mkdir_all_in
+from hull.runtime.store import START_SOCKET
+from hull.runtime.sync import Channel
+
+PR_SET_DUMPABLE = 4
+
+
+@dataclass(slots=True)
+class InitContext:
+    config: Config
+    container_id: str
+    bundle: str
+    rootfs: str
+    state_dir: str
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserved_fds: int = 0  # fds 3 .. 3+n-1 pass into the container
+    console_fd: int = -1
+    extra_env: list[str] = field(default_factory=list)
+
+
+def intermediate(ctx: InitContext, chan: Channel) -> None:
+    """Runs in the first child: enter namespaces, fork init, report its PID, exit."""
+    try:
+        plan = namespaces.plan(ctx.config.linux)
+        namespaces.join(namespaces.open_join_fds(plan))
+        if plan.new_user:
+            L.unshare(L.CLONE_NEWUSER)
+            chan.send("userns")
+            chan.expect("mapped")
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        if plan.new_flags:
+            L.unshare(plan.new_flags)
+        if ctx.config.linux.time_offsets:
+            with open("/proc/self/timens_offsets", "w") as f:
+                f.write(namespaces.format_time_offsets(ctx.config.linux))
+        pid = os.fork()
+        if pid == 0:
+            container_init(ctx, chan, in_user_ns=plan.new_user or any(k == "user" for k, _ in plan.join))
+        chan.send("pid", pid=pid)
+        os._exit(0)
+    except BaseException as err:  # noqa: BLE001 - every failure must reach the runtime
+        _report(chan, err)
+        os._exit(1)
+
+
+def container_init(ctx: InitContext, chan: Channel, in_user_ns: bool) -> None:
+    try:
+        listener, state_fd = _prepare(ctx, chan, in_user_ns)
+        chan.send("ready")
+        chan.close()
+        conn, state_json = _wait_for_start(listener, state_fd)
+        _finish_and_exec(ctx, conn, state_json)
+    except BaseException as err:  # noqa: BLE001
+        _report(chan, err)
+    os._exit(1)
+
+
+def _prepare(ctx: InitContext, chan: Channel, in_user_ns: bool) -> tuple[socket.socket, int]:
+    config = ctx.config
+    proc = config.process
+    assert proc is not None
+    os.setsid()
+    # Keep /proc/<init>/fd (the state directory, the console socket) out of
+    # reach of other processes until exec resets this (runc does the same).
+    L.prctl(PR_SET_DUMPABLE, 0)
+    if not ctx.no_new_keyring:
+        _join_keyring(ctx.container_id)
+    rootfs.prepare_root(ctx.rootfs, config.linux.rootfs_propagation)
+    rootfs.mount_all(config, ctx.rootfs, ctx.bundle)
+    if rootfs.needs_dev_setup(config):
+        rootfs.setup_dev(config, ctx.rootfs, in_user_ns)
+    _ensure_cwd(ctx.rootfs, proc.cwd)
+    listener = _listen(ctx.state_dir)
+    # Opened before pivot_root hides the host: init unlinks the start socket through it.
+    state_fd = os.open(ctx.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    chan.send("hooks")
+    go = chan.expect("go")
+    hooks.run_hooks("createContainer", config.hooks.get("createContainer", []), go["state"].encode())
+    rootfs.pivot(ctx.rootfs, ctx.no_pivot)
+    if proc.terminal:
+        _setup_console(ctx)
+    _set_names_and_sysctls(config)
+    rootfs.readonly_paths(config.linux.readonly_paths)
+    rootfs.mask_paths(config.linux.masked_paths)
+    if config.root.readonly:
+        rootfs.readonly_root()
+    if config.linux.rootfs_propagation:
+        L.mount(None, "/", None, PROPAGATION[config.linux.rootfs_propagation])
+    process.set_rlimits(proc.rlimits)
+    if proc.oom_score_adj is not None:
+        process.set_oom_score_adj(proc.oom_score_adj)
+    process.lookup_executable(proc.args[0], proc.env + ctx.extra_env)
+    return listener, state_fd
+
+
+def _join_keyring(container_id: str) -> None:
+    try:
+        L.join_session_keyring(container_id)
+    except OSError:
+        # Keyrings may be unavailable (ENOSYS, or EDQUOT in a user namespace);
+        # runc carries on without one too.
+        pass
+
+
+def _ensure_cwd(root: str, cwd: str) -> None:
+    # runc creates a missing cwd; images often name a WORKDIR that the rootfs lacks.
+    try:
+        mkdir_all_in(root, cwd)
+    except OSError as err:
+        raise SetupError(f"process.cwd: cannot create {cwd}: {err.strerror}") from None
+
+
+def _listen(state_dir: str) -> socket.socket:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    # Bind by relative name: the socket path may exceed sun_path's 108 bytes.
+    here = os.open(".", os.O_PATH | os.O_CLOEXEC)
+    try:
+        os.chdir(state_dir)
+        listener.bind(START_SOCKET)
+    finally:
+        os.fchdir(here)
+        os.close(here)
+    listener.listen(1)
+    return listener
+
+
+def _setup_console(ctx: InitContext) -> None:
+    proc = ctx.config.process
+    assert proc is not None
+    master, slave = console.open_pty()
+    if proc.console_height or proc.console_width:
+        console.set_size(master, proc.console_height, proc.console_width)
+    sock = socket.socket(fileno=ctx.console_fd)
+    try:
+        console.send_master(sock, master)
+    finally:
+        sock.close()
+        os.close(master)
+    console.attach_slave(slave, mount_console=True)
+
+
+def _set_names_and_sysctls(config: Config) -> None:
+    if config.hostname:
+        L.sethostname(config.hostname)
+    if config.domainname:
+        L.setdomainname(config.domainname)
+    for key, value in config.linux.sysctl.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as err:
+            raise SetupError(f"linux.sysctl: setting {key}: {err.strerror}") from None
+
+
+def _wait_for_start(listener: socket.socket, state_fd: int) -> tuple[socket.socket, bytes]:
+    """Block until ``start`` connects and sends b"start" and the state (then shuts down writing)."""
+    while True:
+        conn, _ = listener.accept()
+        message = _read_all(conn)
+        if message.startswith(b"start"):
+            break
+        # A start that died before sending: keep waiting for the next one.
+        conn.close()
+    listener.close()
+    # The socket's absence is what marks the container "running" (store.py).
+    os.unlink(START_SOCKET, dir_fd=state_fd)
+    os.close(state_fd)
+    return conn, message[len(b"start") :]
+
+
+def _read_all(conn: socket.socket) -> bytes:
+    chunks = []
+    while chunk := conn.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _finish_and_exec(ctx: InitContext, conn: socket.socket, state_json: bytes) -> None:
+    proc = ctx.config.process
+    assert proc is not None
+    env = proc.env + ctx.extra_env
+    try:
+        path = process.lookup_executable(proc.args[0], env)
+        hooks.run_hooks("startContainer", ctx.config.hooks.get("startContainer", []), state_json)
+        process.switch_user(proc)
+        os.chdir(proc.cwd)
+        if proc.no_new_privileges:
+            L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+        first_closed = 3 + ctx.preserved_fds
+        process.close_fds_from(first_closed)
+        for fd in range(3, first_closed):
+            os.set_inheritable(fd, True)
+        process.execute(path, proc.args, env)
+    except BaseException as err:  # noqa: BLE001
+        conn.sendall(b"error " + _message(err).encode())
+        raise SystemExit(1) from None
+
+
+def _message(err: BaseException) -> str:
+    if isinstance(err, (RuntimeFailure, ValueError)):
+        return str(err)
+    if isinstance(err, OSError):
+        where = f" {err.filename}" if err.filename else ""
+        return f"{err.strerror or err}{':' if where else ''}{where}"
+    return "".join(traceback.format_exception_only(type(err), err)).strip()
+
+
+def _report(chan: Channel, err: BaseException) -> None:
+    try:
+        chan.send("error", msg=_message(err))
+    except OSError:
+        # The runtime is gone (create returned): stderr is all that is left.
+        os.write(2, f"hull-runtime: container init: {_message(err)}\n".encode())

@@ -1,0 +1,109 @@
+"""Which namespaces a container creates or joins, and entering them.
+
+config-linux.md "Namespaces": an entry without ``path`` means a new
+namespace, one with ``path`` means joining that namespace; a type that is not
+listed is inherited from the runtime. Joining happens before creating, and
+the user namespace comes first both ways so that every other namespace is
+owned by (or entered with the rights of) the container's user namespace.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from hull.oci.runtime_config import IDMapping, Linux
+from hull.runtime import linux as L
+
+CLONE_FLAGS = {
+    "user": L.CLONE_NEWUSER,
+    "mount": L.CLONE_NEWNS,
+    "pid": L.CLONE_NEWPID,
+    "network": L.CLONE_NEWNET,
+    "ipc": L.CLONE_NEWIPC,
+    "uts": L.CLONE_NEWUTS,
+    "cgroup": L.CLONE_NEWCGROUP,
+    "time": L.CLONE_NEWTIME,
+}
+
+# /proc/<pid>/ns/<name> for each spec type.
+PROC_NAMES = {
+    "user": "user",
+    "mount": "mnt",
+    "pid": "pid",
+    "network": "net",
+    "ipc": "ipc",
+    "uts": "uts",
+    "cgroup": "cgroup",
+    "time": "time",
+}
+
+
+@dataclass(slots=True)
+class NamespacePlan:
+    join: list[tuple[str, str]] = field(default_factory=list)  # (type, path), user first
+    new_user: bool = False
+    new_flags: int = 0  # every new namespace but user
+
+    @property
+    def new_pid_or_time(self) -> bool:
+        return bool(self.new_flags & (L.CLONE_NEWPID | L.CLONE_NEWTIME))
+
+
+def plan(linux: Linux) -> NamespacePlan:
+    result = NamespacePlan()
+    for ns in sorted(linux.namespaces, key=lambda n: n.type != "user"):
+        if ns.path:
+            result.join.append((ns.type, ns.path))
+        elif ns.type == "user":
+            result.new_user = True
+        else:
+            result.new_flags |= CLONE_FLAGS[ns.type]
+    return result
+
+
+def open_join_fds(ns_plan: NamespacePlan) -> list[tuple[str, int]]:
+    """Open every namespace to join up front: joining a mount namespace changes what paths mean."""
+    fds: list[tuple[str, int]] = []
+    try:
+        for kind, path in ns_plan.join:
+            fds.append((kind, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+    except OSError:
+        for _, fd in fds:
+            os.close(fd)
+        raise
+    return fds
+
+
+def join(fds: list[tuple[str, int]]) -> None:
+    for kind, fd in fds:
+        try:
+            L.setns(fd, CLONE_FLAGS[kind])
+        except OSError as err:
+            raise OSError(err.errno, f"joining {kind} namespace: {err.strerror}") from None
+        finally:
+            os.close(fd)
+
+
+def format_id_map(mappings: list[IDMapping]) -> str:
+    """The text of /proc/<pid>/uid_map or gid_map (user_namespaces(7))."""
+    return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings)
+
+
+def write_id_maps(pid: int, linux: Linux) -> None:
+    for name, mappings in (("uid_map", linux.uid_mappings), ("gid_map", linux.gid_mappings)):
+        with open(f"/proc/{pid}/{name}", "w") as f:
+            f.write(format_id_map(mappings))
+
+
+def format_time_offsets(linux: Linux) -> str:
+    """The text of /proc/self/timens_offsets (time_namespaces(7))."""
+    return "".join(f"{clock} {o.secs} {o.nanosecs}\n" for clock, o in sorted(linux.time_offsets.items()))
+
+
+def same_namespace(pid: int, kind: str, other_pid: int | str = "self") -> bool:
+    name = PROC_NAMES[kind]
+    try:
+        return os.stat(f"/proc/{pid}/ns/{name}").st_ino == os.stat(f"/proc/{other_pid}/ns/{name}").st_ino
+    except OSError:
+        return False

@@ -1,0 +1,116 @@
+"""Preparing and executing the container process (config.md "Process")."""
+
+from __future__ import annotations
+
+import errno
+import os
+import resource
+
+from hull.oci.runtime_config import Process, Rlimit
+from hull.runtime.errors import SetupError
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def set_rlimits(rlimits: list[Rlimit]) -> None:
+    for limit in rlimits:
+        which = getattr(resource, limit.type)
+        try:
+            resource.setrlimit(which, (_rlim(limit.soft), _rlim(limit.hard)))
+        except (ValueError, PermissionError, OSError) as err:
+            _, current_hard = resource.getrlimit(which)
+            if (
+                _rlim(limit.hard) > current_hard
+                or current_hard == resource.RLIM_INFINITY
+                and limit.hard != current_hard
+            ):
+                raise SetupError(
+                    f"process.rlimits: cannot raise the hard limit of {limit.type} to {limit.hard} "
+                    f"(now {current_hard}): raising a hard limit needs CAP_SYS_RESOURCE, which this runtime lacks"
+                ) from None
+            raise SetupError(f"process.rlimits: setting {limit.type}: {err}") from None
+
+
+def _rlim(value: int) -> int:
+    # The spec's "unlimited" is the all-ones 64-bit value, resource.RLIM_INFINITY (-1) in Python.
+    return resource.RLIM_INFINITY if value >= 1 << 63 else value
+
+
+def set_oom_score_adj(value: int) -> None:
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+    except PermissionError:
+        with open("/proc/self/oom_score_adj") as f:
+            current = f.read().strip()
+        raise SetupError(
+            f"process.oomScoreAdj: cannot lower oom_score_adj to {value} (now {current}): "
+            "lowering it needs CAP_SYS_RESOURCE, which this runtime lacks"
+        ) from None
+
+
+def switch_user(process: Process) -> None:
+    user = process.user
+    try:
+        os.setgroups(user.additional_gids)
+    except PermissionError:
+        # In a user namespace whose setgroups is "deny", only an empty list is possible.
+        if user.additional_gids:
+            raise
+    os.setresgid(user.gid, user.gid, user.gid)
+    os.setresuid(user.uid, user.uid, user.uid)
+    if user.umask is not None:
+        os.umask(user.umask)
+
+
+def env_path(env: list[str]) -> str:
+    for entry in env:
+        if entry.startswith("PATH="):
+            return entry[5:]
+    return DEFAULT_PATH
+
+
+def lookup_executable(arg0: str, env: list[str]) -> str:
+    """The path execve(2) will run, found as execvp(3) would; raised in runc's words if missing."""
+    if "/" in arg0:
+        return _check_executable(arg0, arg0)
+    for directory in env_path(env).split(":"):
+        candidate = os.path.join(directory or ".", arg0)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise SetupError(f'exec: "{arg0}": executable file not found in $PATH')
+
+
+def _check_executable(path: str, arg0: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        raise SetupError(f'exec: "{arg0}": {(err.strerror or str(err)).lower()}') from None
+    if not os.path.isfile(path) or not st.st_mode & 0o111:
+        raise SetupError(f'exec: "{arg0}": permission denied')
+    return path
+
+
+def close_fds_from(first: int) -> None:
+    """Mark every fd >= first close-on-exec, so nothing of the runtime's leaks in.
+
+    Leaked runtime fds are the class behind CVE-2024-21626 (a host directory fd
+    left open into the container).
+    """
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        names = [str(fd) for fd in range(first, 1024)]
+    for name in names:
+        fd = int(name)
+        if fd >= first:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError as err:
+                if err.errno != errno.EBADF:
+                    raise
+
+
+def execute(path: str, args: list[str], env: list[str]) -> None:
+    environ = dict(e.split("=", 1) for e in env)
+    os.execve(path, args, environ)

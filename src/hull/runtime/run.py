@@ -1,0 +1,73 @@
+"""``run``: create and start in one step; in the foreground, also wait and delete.
+
+As runc does, the foreground runtime makes itself a child subreaper so the
+container's init (whose parent, the intermediate process, exits) is re-parented
+to it, forwards the signals it receives to init, and exits with init's status
+(128+N when init was killed by signal N).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from hull.runtime import container
+from hull.runtime import linux as L
+from hull.runtime.store import Store
+
+FORWARDED = [
+    signal.SIGHUP,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGTERM,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+    signal.SIGCONT,
+    signal.SIGALRM,
+]
+
+
+def run(store: Store, container_id: str, opts: container.CreateOptions, detach: bool) -> int:
+    if detach:
+        container.create(store, container_id, opts)
+        _start_or_delete(store, container_id)
+        return 0
+    L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
+    pid = container.create(store, container_id, opts)
+    previous = {sig: signal.signal(sig, lambda s, _f: _forward(pid, s)) for sig in FORWARDED}
+    try:
+        _start_or_delete(store, container_id)
+        status = _wait_for(pid)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    container.delete(store, container_id, force=True)
+    return status
+
+
+def _start_or_delete(store: Store, container_id: str) -> None:
+    try:
+        container.start(store, container_id)
+    except BaseException:
+        container.delete(store, container_id, force=True)
+        raise
+
+
+def _forward(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_for(pid: int) -> int:
+    """Reap children until ``pid`` exits; its exit code, or 128+signal."""
+    while True:
+        try:
+            waited, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 255
+        if waited == pid:
+            code = os.waitstatus_to_exitcode(status)
+            return 128 - code if code < 0 else code

@@ -1,0 +1,156 @@
+"""Container state on disk under ``--root``, one directory per container.
+
+``<root>/<id>/state.json`` is written atomically (a rename), and every command
+that reads-then-acts holds ``flock`` on ``<root>/<id>/lock`` so concurrent
+commands on one container serialise while different containers never wait.
+Whether the init process is alive is read from /proc, with its start time
+recorded at create so a recycled PID is never mistaken for the container.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hull.runtime.errors import ContainerExists, ContainerNotFound, InvalidContainerID
+
+DEFAULT_ROOT = "/run/hull-runtime"
+START_SOCKET = "start.sock"
+
+# runc's rule for container IDs (libcontainer/factory_linux.go).
+_ID = re.compile(r"^[\w+\-.]+$")
+
+
+@dataclass(slots=True)
+class Record:
+    """What hull-runtime remembers about one container between invocations."""
+
+    id: str
+    bundle: str
+    rootfs: str
+    created: str
+    owner: str
+    status: str
+    config: dict[str, Any]
+    pid: int = 0
+    pid_start: int = 0
+    creator_pid: int = 0
+    creator_start: int = 0
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+def validate_id(container_id: str) -> None:
+    if container_id in (".", "..") or not _ID.match(container_id):
+        raise InvalidContainerID(container_id)
+
+
+def process_start_time(pid: int) -> int | None:
+    """The process's start time (proc(5) stat field 22), or None if it is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = raw[raw.rindex(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+def is_alive(pid: int, start: int) -> bool:
+    return pid > 0 and process_start_time(pid) == start
+
+
+class ContainerDir:
+    """One container's state directory, locked for as long as it is open."""
+
+    def __init__(self, path: str, lock_fd: int) -> None:
+        self.path = path
+        self._lock_fd = lock_fd
+
+    @property
+    def start_socket(self) -> str:
+        return os.path.join(self.path, START_SOCKET)
+
+    def read(self) -> Record:
+        try:
+            with open(os.path.join(self.path, "state.json"), "rb") as f:
+                return Record(**json.loads(f.read()))
+        except FileNotFoundError:
+            raise ContainerNotFound() from None
+
+    def write(self, record: Record) -> None:
+        tmp = os.path.join(self.path, ".state.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(asdict(record), f)
+        os.replace(tmp, os.path.join(self.path, "state.json"))
+
+    def status(self, record: Record) -> str:
+        if record.status == "creating":
+            return "creating" if is_alive(record.creator_pid, record.creator_start) else "stopped"
+        if not is_alive(record.pid, record.pid_start):
+            return "stopped"
+        return "created" if os.path.exists(self.start_socket) else "running"
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.close()
+
+    def close(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> ContainerDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Store:
+    def __init__(self, root: str = DEFAULT_ROOT) -> None:
+        self.root = os.path.abspath(root)
+
+    def _path(self, container_id: str) -> str:
+        validate_id(container_id)
+        return os.path.join(self.root, container_id)
+
+    def create(self, container_id: str) -> ContainerDir:
+        path = self._path(container_id)
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        try:
+            os.mkdir(path, 0o711)
+        except FileExistsError:
+            raise ContainerExists() from None
+        return ContainerDir(path, _lock(path))
+
+    def open(self, container_id: str) -> ContainerDir:
+        path = self._path(container_id)
+        try:
+            fd = _lock(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ContainerNotFound() from None
+        return ContainerDir(path, fd)
+
+    def ids(self) -> list[str]:
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if os.path.exists(os.path.join(self.root, n, "state.json")))
+
+
+def _lock(path: str) -> int:
+    fd = os.open(os.path.join(path, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

@@ -1,0 +1,1 @@
+"""Helpers for tests and demos: bundles built from the host's busybox-static, no network."""
