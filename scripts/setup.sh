@@ -22,4 +22,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+# compat mode: a plain .pth path entry, no import-hook finder on every start-up.
+.venv/bin/pip install -q --disable-pip-version-check -e '.[dev]' --config-settings editable_mode=compat
+# Byte-compile now: where PYTHONDONTWRITEBYTECODE is set, every hull-runtime start would recompile.
+.venv/bin/python -m compileall -q src >/dev/null

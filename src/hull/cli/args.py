@@ -8,14 +8,14 @@ because argparse alone costs more start-up time than the whole of a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from hull.oci.records import field, record
 
 
 class UsageError(Exception):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Flag:
     name: str
     takes_value: bool = False
@@ -23,7 +23,7 @@ class Flag:
     help: str = ""
 
 
-@dataclass(slots=True)
+@record
 class Parsed:
     values: dict[str, str | bool] = field(default_factory=dict)
     args: list[str] = field(default_factory=list)

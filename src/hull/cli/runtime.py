@@ -11,14 +11,15 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from hull.cli.args import Flag, Parsed, UsageError, parse, usage
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from hull.oci.state import State
-    from hull.runtime.container import CreateOptions
+    from hull.runtime.create import CreateOptions
     from hull.runtime.store import Store
 
 PROG = "hull-runtime"
@@ -74,7 +75,7 @@ def _one_id(args: list[str], command: str) -> str:
 
 
 def _create_options(opts: Parsed) -> CreateOptions:
-    from hull.runtime.container import CreateOptions
+    from hull.runtime.create import CreateOptions
 
     fds = opts.value("preserve-fds", "0")
     if not fds.isdigit():
@@ -90,10 +91,10 @@ def _create_options(opts: Parsed) -> CreateOptions:
 
 
 def cmd_create(ctx: Context, argv: list[str]) -> int:
-    from hull.runtime import container
+    from hull.runtime import create
 
     opts = parse(argv, CREATE_FLAGS)
-    container.create(ctx.store(), _one_id(opts.args, "create"), _create_options(opts))
+    create.create(ctx.store(), _one_id(opts.args, "create"), _create_options(opts))
     return 0
 
 
@@ -112,12 +113,11 @@ def cmd_start(ctx: Context, argv: list[str]) -> int:
 
 
 def cmd_state(ctx: Context, argv: list[str]) -> int:
-    import json
-
+    from hull.oci.jsonfast import dumps_indented
     from hull.runtime import container
 
     state = container.state(ctx.store(), _one_id(parse(argv, []).args, "state"))
-    print(json.dumps(state.to_dict(), indent=2))
+    print(dumps_indented(state.to_dict()))
     return 0
 
 
@@ -147,8 +147,7 @@ def cmd_delete(ctx: Context, argv: list[str]) -> int:
 
 
 def cmd_list(ctx: Context, argv: list[str]) -> int:
-    import json
-
+    from hull.oci.jsonfast import dumps
     from hull.runtime import container
 
     opts = parse(
@@ -164,7 +163,7 @@ def cmd_list(ctx: Context, argv: list[str]) -> int:
         for s in states:
             print(s.id)
     elif fmt == "json":
-        print(json.dumps([s.to_dict() for s in states], separators=(",", ":")))
+        print(dumps([s.to_dict() for s in states]))
     elif fmt == "table":
         _print_table(states)
     else:
@@ -186,8 +185,7 @@ def _print_table(states: list[State]) -> None:
 
 
 def cmd_spec(ctx: Context, argv: list[str]) -> int:
-    import json
-
+    from hull.oci.jsonfast import dumps_indented
     from hull.runtime.spec_template import default_spec
 
     opts = parse(
@@ -204,17 +202,16 @@ def cmd_spec(ctx: Context, argv: list[str]) -> int:
     if os.path.exists(path):
         raise UsageError("File config.json exists. Remove it first")
     with open(path, "w") as f:
-        json.dump(default_spec(rootless=opts.flag("rootless")), f, indent="\t")
+        f.write(dumps_indented(default_spec(rootless=opts.flag("rootless")), indent="\t"))
     return 0
 
 
 def cmd_features(ctx: Context, argv: list[str]) -> int:
-    import json
-
+    from hull.oci.jsonfast import dumps_indented
     from hull.runtime.features import features
 
     parse(argv, [])
-    print(json.dumps(features(), indent=4))
+    print(dumps_indented(features(), indent="    "))
     return 0
 
 
@@ -270,9 +267,9 @@ def _log_error(ctx: Context | None, message: str) -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     fmt = ctx.log_format if ctx else "text"
     if fmt == "json":
-        import json
+        from hull.oci.jsonfast import dumps
 
-        line = json.dumps({"level": "error", "msg": message, "time": stamp})
+        line = dumps({"level": "error", "msg": message, "time": stamp})
     else:
         escaped = message.replace("\\", "\\\\").replace('"', '\\"')
         line = f'time="{stamp}" level=error msg="{escaped}"'

@@ -8,9 +8,11 @@ the field by its JSON path (``process.rlimits[0].type``).
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
 
-T = TypeVar("T")
+    T = TypeVar("T")
 
 
 class SpecError(ValueError):

@@ -8,9 +8,6 @@ Linux runtime (a hostname needs a UTS namespace...) live in ``validate``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from hull.oci._parse import (
     SpecError,
     check,
@@ -23,6 +20,11 @@ from hull.oci._parse import (
     str_map,
     uint,
 )
+from hull.oci.records import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 NAMESPACE_TYPES = frozenset({"pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"})
 
@@ -42,7 +44,7 @@ HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", 
 TIME_CLOCKS = frozenset({"monotonic", "boottime"})
 
 
-@dataclass(slots=True)
+@record
 class User:
     uid: int = 0
     gid: int = 0
@@ -50,14 +52,14 @@ class User:
     additional_gids: list[int] = field(default_factory=list)
 
 
-@dataclass(slots=True)
+@record
 class Rlimit:
     type: str
     soft: int
     hard: int
 
 
-@dataclass(slots=True)
+@record
 class Process:
     args: list[str]
     cwd: str
@@ -74,13 +76,13 @@ class Process:
     selinux_label: str = ""
 
 
-@dataclass(slots=True)
+@record
 class Root:
     path: str
     readonly: bool = False
 
 
-@dataclass(slots=True)
+@record
 class Mount:
     destination: str
     type: str = ""
@@ -88,7 +90,7 @@ class Mount:
     options: list[str] = field(default_factory=list)
 
 
-@dataclass(slots=True)
+@record
 class Hook:
     path: str
     args: list[str] = field(default_factory=list)
@@ -96,20 +98,20 @@ class Hook:
     timeout: int | None = None
 
 
-@dataclass(slots=True)
+@record
 class Namespace:
     type: str
     path: str = ""
 
 
-@dataclass(slots=True)
+@record
 class IDMapping:
     container_id: int
     host_id: int
     size: int
 
 
-@dataclass(slots=True)
+@record
 class Device:
     type: str
     path: str
@@ -120,13 +122,13 @@ class Device:
     gid: int | None = None
 
 
-@dataclass(slots=True)
+@record
 class TimeOffset:
     secs: int = 0
     nanosecs: int = 0
 
 
-@dataclass(slots=True)
+@record
 class Linux:
     namespaces: list[Namespace] = field(default_factory=list)
     uid_mappings: list[IDMapping] = field(default_factory=list)
@@ -146,7 +148,7 @@ class Linux:
         return next((ns for ns in self.namespaces if ns.type == kind), None)
 
 
-@dataclass(slots=True)
+@record
 class Config:
     oci_version: str
     root: Root

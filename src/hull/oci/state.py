@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from hull.oci.records import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 STATUSES = ("creating", "created", "running", "stopped")
 
 OCI_VERSION = "1.1.0"
 
 
-@dataclass(slots=True)
+@record
 class State:
     id: str
     status: str

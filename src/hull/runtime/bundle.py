@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
 
+from hull.oci import jsonfast
 from hull.oci._parse import SpecError
 from hull.oci.runtime_config import Config, parse_config
 from hull.runtime.errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # sysctl prefixes that are namespaced, and the namespace each needs
 # (runc's libcontainer/configs/validate, from namespaces(7)).
@@ -35,7 +38,7 @@ def load(bundle: str) -> tuple[dict[str, Any], Config, str]:
     except OSError as err:
         raise ConfigError(f"reading {path}: {err.strerror}") from None
     try:
-        doc = json.loads(raw)
+        doc = jsonfast.loads(raw)
     except ValueError as err:
         raise ConfigError(f"config.json: invalid JSON: {err}") from None
     try:

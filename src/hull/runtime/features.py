@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from hull.oci.runtime_config import HOOK_NAMES, NAMESPACE_TYPES
 from hull.oci.state import OCI_VERSION
 from hull.runtime.mount_options import all_option_names
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def features() -> dict[str, Any]:

@@ -12,13 +12,11 @@ execs the user's program. Neither ever returns into the CLI: both end in
 from __future__ import annotations
 
 import os
-import socket
-import traceback
-from dataclasses import dataclass, field
 
-from hull.oci.runtime_config import Config
-from hull.runtime import console, hooks, namespaces, process, rootfs
+from hull.oci.records import field, record
+from hull.oci.runtime_config import Config, Hook
 from hull.runtime import linux as L
+from hull.runtime import namespaces, process, rootfs, unixsock
 from hull.runtime.errors import RuntimeFailure, SetupError
 from hull.runtime.mount_options import PROPAGATION
 from hull.runtime.paths import mkdir_all_in
@@ -28,7 +26,7 @@ from hull.runtime.sync import Channel
 PR_SET_DUMPABLE = 4
 
 
-@dataclass(slots=True)
+@record
 class InitContext:
     config: Config
     container_id: str
@@ -80,7 +78,7 @@ def container_init(ctx: InitContext, chan: Channel, in_user_ns: bool) -> None:
     os._exit(1)
 
 
-def _prepare(ctx: InitContext, chan: Channel, in_user_ns: bool) -> tuple[socket.socket, int]:
+def _prepare(ctx: InitContext, chan: Channel, in_user_ns: bool) -> tuple[unixsock.Socket, int]:
     config = ctx.config
     proc = config.process
     assert proc is not None
@@ -95,12 +93,12 @@ def _prepare(ctx: InitContext, chan: Channel, in_user_ns: bool) -> tuple[socket.
     if rootfs.needs_dev_setup(config):
         rootfs.setup_dev(config, ctx.rootfs, in_user_ns)
     _ensure_cwd(ctx.rootfs, proc.cwd)
-    listener = _listen(ctx.state_dir)
+    listener = unixsock.listen(ctx.state_dir, START_SOCKET)
     # Opened before pivot_root hides the host: init unlinks the start socket through it.
     state_fd = os.open(ctx.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     chan.send("hooks")
     go = chan.expect("go")
-    hooks.run_hooks("createContainer", config.hooks.get("createContainer", []), go["state"].encode())
+    _run_hooks("createContainer", config.hooks.get("createContainer", []), go["state"].encode())
     rootfs.pivot(ctx.rootfs, ctx.no_pivot)
     if proc.terminal:
         _setup_console(ctx)
@@ -135,27 +133,22 @@ def _ensure_cwd(root: str, cwd: str) -> None:
         raise SetupError(f"process.cwd: cannot create {cwd}: {err.strerror}") from None
 
 
-def _listen(state_dir: str) -> socket.socket:
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    # Bind by relative name: the socket path may exceed sun_path's 108 bytes.
-    here = os.open(".", os.O_PATH | os.O_CLOEXEC)
-    try:
-        os.chdir(state_dir)
-        listener.bind(START_SOCKET)
-    finally:
-        os.fchdir(here)
-        os.close(here)
-    listener.listen(1)
-    return listener
+def _run_hooks(kind: str, hooks: list[Hook], state_json: bytes) -> None:
+    if hooks:
+        from hull.runtime.hooks import run_hooks
+
+        run_hooks(kind, hooks, state_json)
 
 
 def _setup_console(ctx: InitContext) -> None:
     proc = ctx.config.process
     assert proc is not None
+    from hull.runtime import console
+
     master, slave = console.open_pty()
     if proc.console_height or proc.console_width:
         console.set_size(master, proc.console_height, proc.console_width)
-    sock = socket.socket(fileno=ctx.console_fd)
+    sock = unixsock.Socket(fileno=ctx.console_fd)
     try:
         console.send_master(sock, master)
     finally:
@@ -178,11 +171,11 @@ def _set_names_and_sysctls(config: Config) -> None:
             raise SetupError(f"linux.sysctl: setting {key}: {err.strerror}") from None
 
 
-def _wait_for_start(listener: socket.socket, state_fd: int) -> tuple[socket.socket, bytes]:
+def _wait_for_start(listener: unixsock.Socket, state_fd: int) -> tuple[unixsock.Socket, bytes]:
     """Block until ``start`` connects and sends b"start" and the state (then shuts down writing)."""
     while True:
-        conn, _ = listener.accept()
-        message = _read_all(conn)
+        conn = unixsock.accept(listener)
+        message = unixsock.read_all(conn)
         if message.startswith(b"start"):
             break
         # A start that died before sending: keep waiting for the next one.
@@ -194,20 +187,13 @@ def _wait_for_start(listener: socket.socket, state_fd: int) -> tuple[socket.sock
     return conn, message[len(b"start") :]
 
 
-def _read_all(conn: socket.socket) -> bytes:
-    chunks = []
-    while chunk := conn.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _finish_and_exec(ctx: InitContext, conn: socket.socket, state_json: bytes) -> None:
+def _finish_and_exec(ctx: InitContext, conn: unixsock.Socket, state_json: bytes) -> None:
     proc = ctx.config.process
     assert proc is not None
     env = proc.env + ctx.extra_env
     try:
         path = process.lookup_executable(proc.args[0], env)
-        hooks.run_hooks("startContainer", ctx.config.hooks.get("startContainer", []), state_json)
+        _run_hooks("startContainer", ctx.config.hooks.get("startContainer", []), state_json)
         process.switch_user(proc)
         os.chdir(proc.cwd)
         if proc.no_new_privileges:
@@ -228,7 +214,7 @@ def _message(err: BaseException) -> str:
     if isinstance(err, OSError):
         where = f" {err.filename}" if err.filename else ""
         return f"{err.strerror or err}{':' if where else ''}{where}"
-    return "".join(traceback.format_exception_only(type(err), err)).strip()
+    return f"{type(err).__name__}: {err}"
 
 
 def _report(chan: Channel, err: BaseException) -> None:

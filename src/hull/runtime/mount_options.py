@@ -8,8 +8,7 @@ Options that are not flags are passed to the filesystem as its data string
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from hull.oci.records import field, record
 from hull.runtime import linux as L
 
 # name -> (clear?, flag)
@@ -92,7 +91,7 @@ class MountOptionError(ValueError):
     pass
 
 
-@dataclass(slots=True)
+@record
 class ParsedOptions:
     flags: int = 0
     propagation: list[int] = field(default_factory=list)

@@ -10,8 +10,8 @@ owned by (or entered with the rights of) the container's user namespace.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
+from hull.oci.records import field, record
 from hull.oci.runtime_config import IDMapping, Linux
 from hull.runtime import linux as L
 
@@ -39,7 +39,7 @@ PROC_NAMES = {
 }
 
 
-@dataclass(slots=True)
+@record
 class NamespacePlan:
     join: list[tuple[str, str]] = field(default_factory=list)  # (type, path), user first
     new_user: bool = False

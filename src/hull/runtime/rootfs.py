@@ -13,7 +13,7 @@ import os
 import stat
 
 from hull.oci.runtime_config import Config, Mount
-from hull.runtime import devices
+from hull.runtime import cgroupfs, devices
 from hull.runtime import linux as L
 from hull.runtime.errors import SetupError
 from hull.runtime.mount_options import PROPAGATION, ParsedOptions, parse_options
@@ -77,23 +77,25 @@ def _make_parent_private(rootfs: str) -> None:
 
 
 def mount_all(config: Config, rootfs: str, bundle: str) -> None:
+    cgroup_ns = config.linux.namespace("cgroup")
+    new_cgroupns = cgroup_ns is not None and not cgroup_ns.path
     for i, mount in enumerate(config.mounts):
         try:
-            mount_one(mount, rootfs, bundle)
+            mount_one(mount, rootfs, bundle, new_cgroupns)
         except OSError as err:
             raise SetupError(
                 f"mounts[{i}]: mounting {mount.source or mount.type!r} on {mount.destination}: {err.strerror}"
             ) from None
 
 
-def mount_one(mount: Mount, rootfs: str, bundle: str) -> None:
+def mount_one(mount: Mount, rootfs: str, bundle: str, new_cgroupns: bool = False) -> None:
     options = parse_options(mount.options)
     if mount.type == "bind":
         options.flags |= L.MS_BIND
     if options.is_bind:
         _bind_mount(mount, options, rootfs, bundle)
     elif mount.type == "cgroup":
-        _cgroup_mount(mount, options, rootfs)
+        _cgroup_mount(mount, options, rootfs, new_cgroupns)
     else:
         host = mkdir_all_in(rootfs, mount.destination)
         with _Target(rootfs, host, mount.destination) as target:
@@ -109,62 +111,25 @@ def _bind_mount(mount: Mount, options: ParsedOptions, rootfs: str, bundle: str) 
         host = ensure_file_in(rootfs, mount.destination)
     with _Target(rootfs, host, mount.destination) as target:
         L.mount(source, target, None, L.MS_BIND | (options.flags & L.MS_REC))
-        extra = options.flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT)
-        if extra:
-            # A bind mount ignores every flag but MS_REC; they take effect on a remount.
-            flags = L.MS_BIND | L.MS_REMOUNT | extra
-            try:
-                L.mount(None, target, None, flags)
-            except PermissionError:
-                L.mount(None, target, None, flags | locked_flags(target))
-
-
-def _cgroup_mount(mount: Mount, options: ParsedOptions, rootfs: str) -> None:
-    """Mount the cgroup hierarchies the host has at /sys/fs/cgroup.
-
-    On a unified (v2) host this is one cgroup2 mount. On a v1 or hybrid host it
-    is a tmpfs with one mount per hierarchy, as runc lays it out.
-    """
-    host = mkdir_all_in(rootfs, mount.destination)
-    flags = options.flags
-    if _fs_type("/sys/fs/cgroup") == "cgroup2":
-        with _Target(rootfs, host, mount.destination) as target:
-            L.mount("cgroup", target, "cgroup2", flags)
+    extra = options.flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT)
+    if not extra:
         return
+    # A bind mount ignores every flag but MS_REC; they take effect on a remount,
+    # through a new handle: the old one still names the directory underneath.
     with _Target(rootfs, host, mount.destination) as target:
-        L.mount("tmpfs", target, "tmpfs", flags & ~L.MS_RDONLY, "mode=755")
-    for name, fstype, super_opts in _host_cgroup_hierarchies():
-        sub = mkdir_all_in(rootfs, os.path.join(mount.destination, name))
-        with _Target(rootfs, sub, name) as target:
-            L.mount("cgroup", target, fstype, flags, super_opts or None)
-    if flags & L.MS_RDONLY:
-        with _Target(rootfs, host, mount.destination) as target:
-            L.mount(None, target, None, L.MS_REMOUNT | flags)
+        flags = L.MS_BIND | L.MS_REMOUNT | extra
+        try:
+            L.mount(None, target, None, flags)
+        except PermissionError:
+            L.mount(None, target, None, flags | locked_flags(target))
 
 
-def _fs_type(path: str) -> str:
-    best, kind = "", ""
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            if fields[4] == path:
-                best, kind = fields[4], fields[fields.index("-") + 1]
-    return kind if best else ""
+def _cgroup_mount(mount: Mount, options: ParsedOptions, rootfs: str, new_cgroupns: bool) -> None:
+    def opener(sub: str) -> _Target:
+        path = os.path.join(mount.destination, sub) if sub else mount.destination
+        return _Target(rootfs, mkdir_all_in(rootfs, path), path)
 
-
-def _host_cgroup_hierarchies() -> list[tuple[str, str, str]]:
-    """(name under /sys/fs/cgroup, fs type, the controller options) for each host hierarchy."""
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            sep = fields.index("-")
-            fstype, mount_point = fields[sep + 1], fields[4]
-            if fstype not in ("cgroup", "cgroup2") or os.path.dirname(mount_point) != "/sys/fs/cgroup":
-                continue
-            opts = [o for o in fields[sep + 3].split(",") if o not in ("rw", "ro")]
-            out.append((os.path.basename(mount_point), fstype, ",".join(opts) if fstype == "cgroup" else ""))
-    return out
+    cgroupfs.mount_cgroups(opener, options.flags, new_cgroupns)
 
 
 def _apply_propagation_and_attrs(mount: Mount, options: ParsedOptions, rootfs: str) -> None:

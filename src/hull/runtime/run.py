@@ -8,40 +8,41 @@ to it, forwards the signals it receives to init, and exits with init's status
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]
 import os
-import signal
 
-from hull.runtime import container
+from hull.runtime import container, create
 from hull.runtime import linux as L
 from hull.runtime.store import Store
 
+# _signal, not signal: the latter builds enums at import, on every run's start-up path.
 FORWARDED = [
-    signal.SIGHUP,
-    signal.SIGINT,
-    signal.SIGQUIT,
-    signal.SIGTERM,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGWINCH,
-    signal.SIGCONT,
-    signal.SIGALRM,
+    _signal.SIGHUP,
+    _signal.SIGINT,
+    _signal.SIGQUIT,
+    _signal.SIGTERM,
+    _signal.SIGUSR1,
+    _signal.SIGUSR2,
+    _signal.SIGWINCH,
+    _signal.SIGCONT,
+    _signal.SIGALRM,
 ]
 
 
-def run(store: Store, container_id: str, opts: container.CreateOptions, detach: bool) -> int:
+def run(store: Store, container_id: str, opts: create.CreateOptions, detach: bool) -> int:
     if detach:
-        container.create(store, container_id, opts)
+        create.create(store, container_id, opts)
         _start_or_delete(store, container_id)
         return 0
     L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
-    pid = container.create(store, container_id, opts)
-    previous = {sig: signal.signal(sig, lambda s, _f: _forward(pid, s)) for sig in FORWARDED}
+    pid = create.create(store, container_id, opts)
+    previous = {sig: _signal.signal(sig, lambda s, _f: _forward(pid, s)) for sig in FORWARDED}
     try:
         _start_or_delete(store, container_id)
         status = _wait_for(pid)
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            _signal.signal(sig, handler)
     container.delete(store, container_id, force=True)
     return status
 

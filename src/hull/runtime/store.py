@@ -10,23 +10,24 @@ recorded at create so a recycled PID is never mistaken for the container.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import re
-import shutil
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
+from hull.oci import jsonfast
+from hull.oci.records import as_dict, field, record
 from hull.runtime.errors import ContainerExists, ContainerNotFound, InvalidContainerID
 
 DEFAULT_ROOT = "/run/hull-runtime"
 START_SOCKET = "start.sock"
 
-# runc's rule for container IDs (libcontainer/factory_linux.go).
-_ID = re.compile(r"^[\w+\-.]+$")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+# runc's rule for container IDs (libcontainer/factory_linux.go: ^[\w+-\.]+$).
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 
-@dataclass(slots=True)
+@record
 class Record:
     """What hull-runtime remembers about one container between invocations."""
 
@@ -45,7 +46,7 @@ class Record:
 
 
 def validate_id(container_id: str) -> None:
-    if container_id in (".", "..") or not _ID.match(container_id):
+    if container_id in (".", "..") or not container_id or not _ID_CHARS.issuperset(container_id):
         raise InvalidContainerID(container_id)
 
 
@@ -80,14 +81,14 @@ class ContainerDir:
     def read(self) -> Record:
         try:
             with open(os.path.join(self.path, "state.json"), "rb") as f:
-                return Record(**json.loads(f.read()))
+                return Record(**jsonfast.loads(f.read()))
         except FileNotFoundError:
             raise ContainerNotFound() from None
 
     def write(self, record: Record) -> None:
         tmp = os.path.join(self.path, ".state.json.tmp")
         with open(tmp, "w") as f:
-            json.dump(asdict(record), f)
+            f.write(jsonfast.dumps(as_dict(record)))
         os.replace(tmp, os.path.join(self.path, "state.json"))
 
     def status(self, record: Record) -> str:
@@ -98,7 +99,7 @@ class ContainerDir:
         return "created" if os.path.exists(self.start_socket) else "running"
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        _remove_tree(self.path)
         self.close()
 
     def close(self) -> None:
@@ -154,3 +155,22 @@ def _lock(path: str) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def _remove_tree(path: str) -> None:
+    """``shutil.rmtree`` without importing shutil; a state directory is one level deep."""
+    try:
+        names = os.listdir(path)
+    except FileNotFoundError:
+        return
+    for name in names:
+        try:
+            os.unlink(os.path.join(path, name))
+        except IsADirectoryError:
+            _remove_tree(os.path.join(path, name))
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass

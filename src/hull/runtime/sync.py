@@ -7,9 +7,13 @@ exits, and its mount namespace with everything mounted in it goes too.
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
+
+from hull.oci import jsonfast
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ChannelClosed(Exception):
@@ -23,7 +27,7 @@ class Channel:
         self._buffer = b""
 
     def send(self, kind: str, **fields: Any) -> None:
-        data = json.dumps({"t": kind, **fields}).encode() + b"\n"
+        data = jsonfast.dumps({"t": kind, **fields}).encode() + b"\n"
         while data:
             data = data[os.write(self.write_fd, data) :]
 
@@ -34,7 +38,7 @@ class Channel:
                 raise ChannelClosed()
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
-        message: dict[str, Any] = json.loads(line)
+        message: dict[str, Any] = jsonfast.loads(line)
         return message
 
     def expect(self, kind: str) -> dict[str, Any]:

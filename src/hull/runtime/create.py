@@ -1,0 +1,188 @@
+"""``create`` (runtime-spec runtime.md "Operations", lifecycle steps 1-5).
+
+create forks the container (init.py), runs prestart and createRuntime hooks
+while init waits before pivot_root, records the state and returns with init
+waiting for start. Any failure on the way kills what was forked and removes
+the state directory: a failed create leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import time
+
+from hull.oci.records import record
+from hull.oci.runtime_config import Config
+from hull.runtime import bundle as bundle_mod
+from hull.runtime import namespaces, unixsock
+from hull.runtime.container import SIGKILL, reap, run_hooks, state_json
+from hull.runtime.errors import RuntimeFailure, SetupError
+from hull.runtime.init import InitContext, intermediate
+from hull.runtime.store import ContainerDir, Record, Store, process_start_time
+from hull.runtime.sync import Channel, ChannelClosed, ChildError, pair
+
+
+def _now() -> str:
+    """RFC 3339 UTC with nanoseconds, as runc writes ``created``."""
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
+
+
+@record
+class CreateOptions:
+    bundle: str
+    console_socket: str = ""
+    pid_file: str = ""
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+
+
+def _owner() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def create(store: Store, container_id: str, opts: CreateOptions) -> int:
+    """Create the container; return its init PID. Leaves nothing behind on failure."""
+    bundle = os.path.abspath(opts.bundle)
+    if not os.path.isdir(bundle):
+        raise RuntimeFailure(f"chdir {opts.bundle}: no such file or directory")
+    doc, config, rootfs = bundle_mod.load(bundle)
+    _check_console_flags(config, opts)
+    cdir = store.create(container_id)
+    record = Record(
+        id=container_id,
+        bundle=bundle,
+        rootfs=rootfs,
+        created=_now(),
+        owner=_owner(),
+        status="creating",
+        config=doc,
+        creator_pid=os.getpid(),
+        creator_start=process_start_time(os.getpid()) or 0,
+        annotations=config.annotations,
+    )
+    try:
+        cdir.write(record)
+        _spawn(cdir, record, config, opts)
+    except BaseException:
+        _destroy(cdir, record)
+        raise
+    if opts.pid_file:
+        _write_pid_file(opts.pid_file, record.pid)
+    cdir.close()
+    return record.pid
+
+
+def _check_console_flags(config: Config, opts: CreateOptions) -> None:
+    assert config.process is not None
+    if opts.console_socket and not config.process.terminal:
+        raise RuntimeFailure("cannot use console socket if runc will not detach or allocate tty")
+    if config.process.terminal and not opts.console_socket:
+        raise RuntimeFailure("cannot allocate tty if runc will detach without setting console socket")
+
+
+def _spawn(cdir: ContainerDir, record: Record, config: Config, opts: CreateOptions) -> None:
+    extra_env, preserved = _listen_fds()
+    preserved += opts.preserve_fds
+    _occupy_preserved(preserved)
+    console_sock = unixsock.connect(opts.console_socket) if opts.console_socket else None
+    ctx = InitContext(
+        config=config,
+        container_id=record.id,
+        bundle=record.bundle,
+        rootfs=record.rootfs,
+        state_dir=cdir.path,
+        no_pivot=opts.no_pivot,
+        no_new_keyring=opts.no_new_keyring,
+        preserved_fds=preserved,
+        console_fd=console_sock.fileno() if console_sock else -1,
+        extra_env=extra_env,
+    )
+    ours, theirs = pair()
+    try:
+        child = os.fork()
+        if child == 0:
+            # The flock belongs to this runtime process, not to the container:
+            # an inherited copy would hold the lock for the container's lifetime.
+            cdir.close()
+            ours.close()
+            intermediate(ctx, theirs)
+        theirs.close()
+        if console_sock:
+            console_sock.close()
+        _drive(cdir, record, config, ours, child)
+    except ChildError as err:
+        raise SetupError(f"unable to start container process: {err}") from None
+    except ChannelClosed:
+        raise SetupError("unable to start container process: container init exited unexpectedly") from None
+    finally:
+        ours.close()
+
+
+def _drive(cdir: ContainerDir, record: Record, config: Config, chan: Channel, child: int) -> None:
+    """The runtime's half of the create conversation with the intermediate and init processes."""
+    try:
+        message = chan.recv()
+        if message["t"] == "userns":
+            namespaces.write_id_maps(child, config.linux)
+            chan.send("mapped")
+            message = chan.recv()
+        if message["t"] == "error":
+            raise ChildError(message["msg"])
+        record.pid = message["pid"]
+        record.pid_start = process_start_time(record.pid) or 0
+    finally:
+        os.waitpid(child, 0)
+    cdir.write(record)
+    chan.expect("hooks")
+    state = state_json(record, "creating")
+    run_hooks("prestart", config, state)
+    run_hooks("createRuntime", config, state)
+    chan.send("go", state=state.decode())
+    chan.expect("ready")
+    record.status = "created"
+    cdir.write(record)
+
+
+def _listen_fds() -> tuple[list[str], int]:
+    # Socket activation passes through as runc does it: the fds and LISTEN_FDS, with LISTEN_PID=1.
+    count = os.environ.get("LISTEN_FDS", "")
+    if not count.isdigit() or int(count) == 0:
+        return [], 0
+    return [f"LISTEN_FDS={count}", "LISTEN_PID=1"], int(count)
+
+
+def _occupy_preserved(count: int) -> None:
+    # A preserved fd number that is not open must not be taken by one of our own pipes.
+    for fd in range(3, 3 + count):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open("/dev/null", os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.replace(tmp, path)
+
+
+def _destroy(cdir: ContainerDir, record: Record) -> None:
+    """Undo create (runtime.md lifecycle step 12): kill init, drop the state directory."""
+    if record.pid and process_start_time(record.pid) == record.pid_start:
+        try:
+            os.kill(record.pid, SIGKILL)
+        except ProcessLookupError:
+            pass
+        reap(record.pid)
+    cdir.remove()
