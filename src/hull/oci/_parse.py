@@ -81,10 +81,14 @@ def uint(obj: dict[str, Any], key: str, path: str, default: int | None = None, b
     value = obj.get(key)
     if value is None:
         return default
-    value = check(value, int, join(path, key))
-    if not 0 <= value < 1 << bits:
-        raise SpecError(join(path, key), f"must be an unsigned {bits}-bit integer, got {value}")
-    return value
+    return uint_value(value, join(path, key), bits)
+
+
+def uint_value(value: Any, path: str, bits: int = 32) -> int:
+    number = check(value, int, path)
+    if not 0 <= number < 1 << bits:
+        raise SpecError(path, f"must be an unsigned {bits}-bit integer, got {number}")
+    return number
 
 
 def req_uint(obj: dict[str, Any], key: str, path: str, bits: int = 32) -> int:

@@ -19,6 +19,7 @@ from hull.oci._parse import (
     str_list,
     str_map,
     uint,
+    uint_value,
 )
 from hull.oci.records import field, record
 
@@ -202,10 +203,7 @@ def _process(doc: dict[str, Any]) -> Process:
         # config.md: on Linux at least one entry of args is REQUIRED.
         raise SpecError("process.args", "must have at least one entry")
     proc = Process(args=args, cwd=_absolute(req(doc, "cwd", str, path), "process.cwd"))
-    proc.env = str_list(doc, "env", path)
-    for i, entry in enumerate(proc.env):
-        if "=" not in entry:
-            raise SpecError(f"process.env[{i}]", f"must have the form KEY=VALUE, got {entry!r}")
+    proc.env = _env(doc, path)
     proc.terminal = opt(doc, "terminal", bool, path, False)
     size = opt(doc, "consoleSize", dict, path, {})
     proc.console_height = req_uint(size, "height", "process.consoleSize") if size else 0
@@ -226,12 +224,20 @@ def _process(doc: dict[str, Any]) -> Process:
     return proc
 
 
+def _env(doc: dict[str, Any], path: str) -> list[str]:
+    env = str_list(doc, "env", path)
+    for i, entry in enumerate(env):
+        if "=" not in entry:
+            raise SpecError(f"{path}.env[{i}]", f"must have the form KEY=VALUE, got {entry!r}")
+    return env
+
+
 def _user(doc: dict[str, Any]) -> User:
     path = "process.user"
     user = User(uid=uint(doc, "uid", path, 0) or 0, gid=uint(doc, "gid", path, 0) or 0)
     user.umask = uint(doc, "umask", path)
     gids = opt(doc, "additionalGids", list, path, [])
-    user.additional_gids = [req_uint({str(i): g}, str(i), "process.user.additionalGids") for i, g in enumerate(gids)]
+    user.additional_gids = [uint_value(g, f"process.user.additionalGids[{i}]") for i, g in enumerate(gids)]
     return user
 
 
@@ -252,8 +258,12 @@ def _rlimits(doc: dict[str, Any]) -> list[Rlimit]:
 
 
 def _mount(doc: dict[str, Any], path: str) -> Mount:
+    destination = req(doc, "destination", str, path)
+    if not destination:
+        raise SpecError(f"{path}.destination", "must not be empty")
     return Mount(
-        destination=_absolute(req(doc, "destination", str, path), f"{path}.destination"),
+        # config.md "Mounts" (1.1): on Linux a relative destination is relative to "/".
+        destination=destination if destination.startswith("/") else "/" + destination,
         type=opt(doc, "type", str, path, ""),
         source=opt(doc, "source", str, path, ""),
         options=str_list(doc, "options", path),
@@ -267,7 +277,7 @@ def _hooks(doc: dict[str, Any]) -> dict[str, list[Hook]]:
             path = f"hooks.{name}[{i}]"
             hook = Hook(path=_absolute(req(item, "path", str, path), f"{path}.path"))
             hook.args = str_list(item, "args", path)
-            hook.env = str_list(item, "env", path)
+            hook.env = _env(item, path)
             if item.get("timeout") is not None:
                 hook.timeout = check(item["timeout"], int, f"{path}.timeout")
                 if hook.timeout <= 0:

@@ -69,8 +69,9 @@ def validate(config: Config, rootfs: str) -> None:
         fail("domainname", "setting the domainname needs a private UTS namespace")
     if "user" in new and not (linux.uid_mappings and linux.gid_mappings):
         fail("linux.uidMappings", "a new user namespace needs both uidMappings and gidMappings")
-    if (linux.uid_mappings or linux.gid_mappings) and "user" not in new:
-        fail("linux.uidMappings", "ID mappings are given but no new user namespace is")
+    for key, given in (("uidMappings", linux.uid_mappings), ("gidMappings", linux.gid_mappings)):
+        if given and "user" not in new:
+            fail(f"linux.{key}", "ID mappings are given but no new user namespace is")
     if linux.time_offsets and "time" not in new:
         fail("linux.timeOffsets", "time offsets need a new time namespace")
     for key in linux.sysctl:
@@ -83,6 +84,10 @@ def _check_sysctl(key: str, kinds: set[str], fail: Any) -> None:
         need = "network"
     elif key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
         need = "ipc"
+    elif key == "kernel.hostname" and "uts" in kinds:
+        # As runc: namespaced, but it would fight the config's own hostname field.
+        fail(field, 'conflicts with the config\'s "hostname" field; set that instead')
+        return
     elif key in ("kernel.hostname", "kernel.domainname"):
         need = "uts"
     else:

@@ -21,22 +21,27 @@ def run_hooks(kind: str, hooks: list[Hook], state_json: bytes) -> None:
 
 
 def run_hook(name: str, hook: Hook, state_json: bytes) -> None:
-    stdin_r, stdin_w = os.pipe()
+    bad = [e for e in hook.env if "=" not in e]
+    if bad:
+        raise HookError(f"hook {name} ({hook.path}): env entry {bad[0]!r} is not KEY=VALUE")
+    env = dict(e.split("=", 1) for e in hook.env)
+    stdin = _state_file(state_json)
     err_r, err_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - replaced by execve
         try:
-            os.dup2(stdin_r, 0)
+            os.dup2(stdin, 0)
             os.dup2(err_w, 2)
             os.closerange(3, 1 << 16)
-            os.execve(hook.path, hook.args or [hook.path], dict(e.split("=", 1) for e in hook.env))
+            os.execve(hook.path, hook.args or [hook.path], env)
         except OSError as err:
             os.write(2, f"{hook.path}: {err.strerror}".encode())
-        os._exit(127)
-    os.close(stdin_r)
+        finally:
+            # Whatever happened, this fork must never return into the runtime's code.
+            os._exit(127)
+    os.close(stdin)
     os.close(err_w)
     try:
-        _feed(stdin_w, state_json)
         status, stderr = _wait(pid, err_r, hook.timeout)
     finally:
         os.close(err_r)
@@ -48,15 +53,18 @@ def run_hook(name: str, hook: Hook, state_json: bytes) -> None:
         raise HookError(f"hook {name} ({hook.path}) failed with exit status {status}{why}")
 
 
-def _feed(fd: int, data: bytes) -> None:
-    # A hook that does not read its stdin must not make us block or die of SIGPIPE.
-    try:
-        os.set_blocking(fd, False)
-        os.write(fd, data)
-    except (BlockingIOError, BrokenPipeError):
-        pass
-    finally:
-        os.close(fd)
+def _state_file(data: bytes) -> int:
+    """The state as an in-memory file for the hook's stdin.
+
+    A file, not a pipe: the whole state arrives however large it is, and a hook
+    that never reads stdin cannot make the runtime block or die of SIGPIPE.
+    """
+    fd = os.memfd_create("hull-hook-state", os.MFD_CLOEXEC)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 def _wait(pid: int, err_fd: int, timeout: int | None) -> tuple[int | None, bytes]:

@@ -73,8 +73,11 @@ RECURSIVE: dict[str, tuple[bool, int]] = {
     "rnodiratime": (False, L.MOUNT_ATTR_NODIRATIME),
     "rdiratime": (True, L.MOUNT_ATTR_NODIRATIME),
     "rnoatime": (False, L.MOUNT_ATTR_NOATIME),
+    "ratime": (True, L.MOUNT_ATTR_NOATIME),
     "rrelatime": (False, L.MOUNT_ATTR_RELATIME),
+    "rnorelatime": (True, L.MOUNT_ATTR_RELATIME),
     "rstrictatime": (False, L.MOUNT_ATTR_STRICTATIME),
+    "rnostrictatime": (True, L.MOUNT_ATTR_STRICTATIME),
     "rnosymfollow": (False, L.MOUNT_ATTR_NOSYMFOLLOW),
     "rsymfollow": (True, L.MOUNT_ATTR_NOSYMFOLLOW),
 }

@@ -75,19 +75,24 @@ def mkdir_all_in(root: str, path: str, mode: int = 0o755) -> str:
     for part in [c for c in path.split("/") if c]:
         current = os.path.join(current, part)
         host = secure_join(root, current)
-        try:
-            os.mkdir(host, mode)
-        except FileExistsError:
-            if not os.path.isdir(host):
-                raise NotADirectoryError(20, "not a directory", current) from None
+        if os.path.isdir(host):
+            continue
+        if os.path.lexists(host):
+            raise NotADirectoryError(20, "not a directory", current)
+        # A dangling symlink may point at several missing levels (/data -> /var/lib/data
+        # in an image without /var); secure_join already placed them all inside root.
+        os.makedirs(host, mode, exist_ok=True)
     return secure_join(root, path)
 
 
 def ensure_file_in(root: str, path: str, mode: int = 0o644) -> str:
     """Create container path ``path`` as an empty file (parents as directories)."""
-    parent, _, name = path.rstrip("/").rpartition("/")
+    parent = path.rstrip("/").rpartition("/")[0]
     mkdir_all_in(root, parent or "/")
     host = secure_join(root, path)
+    # The resolved parent can differ from the one just made when path's last
+    # component is a dangling symlink; it is inside root all the same.
+    os.makedirs(os.path.dirname(host), 0o755, exist_ok=True)
     if not os.path.lexists(host):
         fd = os.open(host, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
         os.close(fd)
