@@ -75,7 +75,7 @@ def test_invalid_ids_are_rejected_before_touching_the_disk(store: Store, tmp_pat
     with pytest.raises(InvalidContainerID):
         store.open(container_id)
 
-    assert str(info.value) == f"invalid container id format: {container_id}"
+    assert str(info.value) == f"invalid container ID format: {container_id}"
     state = tmp_path / "state"
     assert os.listdir(tmp_path) in ([], ["state"])  # nothing created next to the root ("../x")
     assert not state.exists() or os.listdir(state) == []

@@ -43,13 +43,24 @@ def loads(data: str | bytes) -> Any:
     start = len(text) - len(text.lstrip(_WS))
     try:
         value, end = _scan(text, start)
-    except StopIteration as stop:
-        raise DecodeError(f"expecting a value at character {stop.value}") from None
+    except (StopIteration, ValueError, SystemError):
+        # Invalid input: the C scanner alone cannot always word the error (it
+        # looks for json.decoder's exception class), so let json say it.
+        _explain(text)
+        raise DecodeError("invalid JSON") from None
+    if text[end:].strip(_WS):
+        _explain(text)
+    return value
+
+
+def _explain(text: str) -> None:
+    """Raise DecodeError with json's own message (line, column) for invalid ``text``."""
+    import json
+
+    try:
+        json.loads(text)
     except ValueError as err:
         raise DecodeError(str(err)) from None
-    if text[end:].strip(_WS):
-        raise DecodeError(f"extra data at character {end}")
-    return value
 
 
 def _float(value: float) -> str:

@@ -4,7 +4,7 @@ Without a new cgroup namespace the container gets, like runc, a bind mount of
 its own cgroup directory in each host hierarchy (so it sees itself as the
 root, never the host's tree); with one, fresh cgroup filesystems, which the
 kernel roots at the namespace. A v1 or hybrid host gets a tmpfs holding one
-mount per hierarchy; a unified (v2) host a single mount. Parsers take text.
+mount per v1 hierarchy; a unified (v2) host a single mount. Parsers take text.
 """
 
 from __future__ import annotations
@@ -77,13 +77,20 @@ def mount_cgroups(opener: Opener, flags: int, new_cgroupns: bool) -> None:
     if unified:
         _mount_hierarchy(unified[0], opener, "", flags, new_cgroupns, paths)
         return
+    # As runc 1.1's mountCgroupV1: a writable tmpfs (only the hierarchies are
+    # read-only), the v1 hierarchies alone (a hybrid host's cgroup2 at
+    # /sys/fs/cgroup/unified is left out), and a symlink per controller of a
+    # co-mounted hierarchy ("cpu" -> "cpu,cpuacct").
     with opener("") as target:
         L.mount("tmpfs", target, "tmpfs", flags & ~L.MS_RDONLY, "mode=755")
-    for h in found:
+    v1 = [h for h in found if h.fstype == "cgroup"]
+    for h in v1:
         _mount_hierarchy(h, opener, h.name, flags, new_cgroupns, paths)
-    if flags & L.MS_RDONLY:
-        with opener("") as target:
-            L.mount(None, target, None, L.MS_REMOUNT | flags)
+    with opener("") as target:
+        for h in v1:
+            for controller in h.name.split(",") if "," in h.name else []:
+                if not os.path.lexists(os.path.join(target, controller)):
+                    os.symlink(h.name, os.path.join(target, controller))
 
 
 def _mount_hierarchy(h: Hierarchy, opener: Opener, sub: str, flags: int, new_ns: bool, paths: dict[str, str]) -> None:

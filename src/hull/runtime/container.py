@@ -13,8 +13,8 @@ import time
 from hull.oci import jsonfast
 from hull.oci.state import State
 from hull.runtime import unixsock
-from hull.runtime.errors import ContainerNotFound, HookError, InvalidState, SetupError
-from hull.runtime.store import ContainerDir, Record, Store, process_start_time
+from hull.runtime.errors import ContainerNotFound, InvalidState, SetupError
+from hull.runtime.store import ContainerDir, Record, Store, is_alive, process_start_time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,7 +28,9 @@ def run_hooks(kind: str, config: Config, state: bytes) -> None:
     if hooks:
         from hull.runtime import hooks as hooks_mod
 
-        hooks_mod.run_hooks(kind, hooks, state)
+        # runtime.md lifecycle steps 9 and 13: a failing poststart or poststop
+        # hook is only a warning, and the remaining hooks still run.
+        hooks_mod.run_hooks(kind, hooks, state, warn if kind in ("poststart", "poststop") else None)
 
 
 def run_recorded_hooks(kind: str, record: Record, state: bytes) -> None:
@@ -80,9 +82,16 @@ def start(store: Store, container_id: str) -> None:
         if status != "created":
             raise InvalidState(f"cannot start a container in the {status} state")
         _signal_start(cdir, state_json(record, "running"))
+        # Init removes the socket, whose absence marks "running", unless it may
+        # not write the state directory (a user namespace's root mapped to an
+        # unprivileged host UID); then start does, as runc's removes exec.fifo.
+        try:
+            os.unlink(cdir.start_socket)
+        except FileNotFoundError:
+            pass
         record.status = "running"
         cdir.write(record)
-    _run_poststart(record, state_json(record, "running"))
+    run_recorded_hooks("poststart", record, state_json(record, "running"))
 
 
 def _signal_start(cdir: ContainerDir, state: bytes) -> None:
@@ -97,20 +106,12 @@ def _signal_start(cdir: ContainerDir, state: bytes) -> None:
         raise SetupError(f"unable to start container process: {reply[6:].decode(errors='replace')}")
 
 
-def _run_poststart(record: Record, state: bytes) -> None:
-    try:
-        run_recorded_hooks("poststart", record, state)
-    except HookError as err:
-        # runtime.md lifecycle step 9: a failing poststart hook is only a warning.
-        warn(str(err))
-
-
 def warn(message: str) -> None:
     os.write(2, f"hull-runtime: warning: {message}\n".encode())
 
 
 def state(store: Store, container_id: str) -> State:
-    with store.open(container_id) as cdir:
+    with store.peek(container_id) as cdir:
         record = cdir.read()
         return to_state(record, cdir.status(record))
 
@@ -174,16 +175,14 @@ def delete(store: Store, container_id: str, force: bool = False) -> None:
         status = cdir.status(record)
         if status in ("running", "creating") and not force:
             raise InvalidState(f"cannot delete container {container_id} that is not stopped: {status}")
-        if status != "stopped" or force:
-            for pid in _container_processes(record) if status in ("created", "running") else []:
+        if status == "creating":
+            _signal(record.creator_pid, SIGKILL)
+        # Not only when created or running: the init of a create that was
+        # killed half-way reads "stopped" (its creator is gone) but may still
+        # be alive, running a createContainer hook say, and must go too.
+        if is_alive(record.pid, record.pid_start):
+            for pid in _container_processes(record):
                 _signal(pid, SIGKILL)
-            if record.pid and status != "stopped":
-                reap(record.pid)
-            if status == "creating":
-                _signal(record.creator_pid, SIGKILL)
+            reap(record.pid)
         cdir.remove()
-    try:
-        run_recorded_hooks("poststop", record, state_json(record, "stopped"))
-    except HookError as err:
-        # runtime.md lifecycle step 13: a failing poststop hook is only a warning.
-        warn(str(err))
+    run_recorded_hooks("poststop", record, state_json(record, "stopped"))

@@ -127,13 +127,19 @@ def _spawn(cdir: ContainerDir, record: Record, config: Config, opts: CreateOptio
 def _drive(cdir: ContainerDir, record: Record, config: Config, chan: Channel, child: int) -> None:
     """The runtime's half of the create conversation with the intermediate and init processes."""
     try:
-        message = chan.recv()
-        if message["t"] == "userns":
-            namespaces.write_id_maps(child, config.linux)
-            chan.send("mapped")
-            message = chan.recv()
-        if message["t"] == "error":
-            raise ChildError(message["msg"])
+        early = []
+        while (message := chan.recv())["t"] != "pid":
+            if message["t"] == "userns":
+                namespaces.write_id_maps(child, config.linux)
+                chan.send("mapped")
+            elif message["t"] == "error":
+                raise ChildError(message["msg"])
+            else:
+                # Init shares the pipe with the intermediate and may speak
+                # (its "hooks") before the intermediate reports init's PID.
+                early.append(message)
+        for queued in early:
+            chan.unread(queued)
         record.pid = message["pid"]
         record.pid_start = process_start_time(record.pid) or 0
     finally:
@@ -141,18 +147,30 @@ def _drive(cdir: ContainerDir, record: Record, config: Config, chan: Channel, ch
     cdir.write(record)
     chan.expect("hooks")
     state = state_json(record, "creating")
-    run_hooks("prestart", config, state)
-    run_hooks("createRuntime", config, state)
-    chan.send("go", state=state.decode())
-    chan.expect("ready")
+    try:
+        run_hooks("prestart", config, state)
+        run_hooks("createRuntime", config, state)
+        chan.send("go", state=state.decode())
+        chan.expect("ready")
+    except BaseException:
+        # runtime.md lifecycle steps 3-5: a failing prestart, createRuntime or
+        # createContainer hook means "stop the container, and continue the
+        # lifecycle at step 12": destroy it, then run the poststop hooks (step
+        # 13), as runc's destroy does. Init is killed before the channel
+        # closes, which it would otherwise report as an error of its own.
+        _destroy(cdir, record)
+        run_hooks("poststop", config, state_json(record, "stopped"))
+        raise
     record.status = "created"
     cdir.write(record)
 
 
 def _listen_fds() -> tuple[list[str], int]:
     # Socket activation passes through as runc does it: the fds and LISTEN_FDS, with LISTEN_PID=1.
+    # Only fds meant for this process (sd_listen_fds(3): LISTEN_PID is ours), as go-systemd's
+    # activation.Files, which runc uses, checks.
     count = os.environ.get("LISTEN_FDS", "")
-    if not count.isdigit() or int(count) == 0:
+    if not count.isdigit() or int(count) == 0 or os.environ.get("LISTEN_PID") != str(os.getpid()):
         return [], 0
     return [f"LISTEN_FDS={count}", "LISTEN_PID=1"], int(count)
 

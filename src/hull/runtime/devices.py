@@ -58,18 +58,20 @@ def create_device(rootfs: str, dev: Device, bind: bool) -> None:
     os.chown(host, dev.uid or 0, dev.gid or 0)
 
 
-def create_links(rootfs: str, with_ptmx: bool) -> None:
+def create_links(rootfs: str) -> None:
     links = list(DEFAULT_LINKS)
     if os.path.exists("/proc/kcore"):
         links.append(("/proc/kcore", "/dev/core"))
-    if with_ptmx:
-        # A new devpts instance's ptmx is used through /dev/ptmx (devpts docs, "newinstance").
-        links.append(("pts/ptmx", "/dev/ptmx"))
+    # A new devpts instance's ptmx is used through /dev/ptmx (devpts docs,
+    # "newinstance"). runc's setupPtmx makes the link whether or not the config
+    # mounts /dev/pts, replacing whatever the rootfs had there.
+    links.append(("pts/ptmx", "/dev/ptmx"))
     for target, path in links:
-        host = secure_join(rootfs, path)
+        # The parent resolved inside the rootfs, the name itself not followed:
+        # an image's own /dev/ptmx symlink is replaced, never what it points at.
+        host = os.path.join(secure_join(rootfs, os.path.dirname(path)), os.path.basename(path))
         if os.path.lexists(host):
-            if with_ptmx and path == "/dev/ptmx":
-                os.unlink(host)
-            else:
+            if path != "/dev/ptmx":
                 continue
+            os.unlink(host)
         os.symlink(target, host)

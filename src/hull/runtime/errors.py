@@ -23,7 +23,8 @@ class ContainerExists(RuntimeFailure):
 
 class InvalidContainerID(RuntimeFailure):
     def __init__(self, container_id: str) -> None:
-        super().__init__(f"invalid container id format: {container_id}")
+        # runc's words (libcontainer.ErrInvalidID), then the ID, which runc leaves out.
+        super().__init__(f"invalid container ID format: {container_id}")
 
 
 class InvalidState(RuntimeFailure):

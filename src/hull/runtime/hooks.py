@@ -14,10 +14,25 @@ import time
 from hull.oci.runtime_config import Hook
 from hull.runtime.errors import HookError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-def run_hooks(kind: str, hooks: list[Hook], state_json: bytes) -> None:
+
+def run_hooks(kind: str, hooks: list[Hook], state_json: bytes, warn: Callable[[str], None] | None = None) -> None:
+    """Run ``hooks`` in order; the first failure is raised, or with ``warn`` passed to it.
+
+    ``warn`` is for poststart and poststop hooks, whose failures are only
+    warnings: "the remaining hooks and lifecycle continue as if the hook had
+    succeeded" (runtime.md lifecycle steps 9 and 13).
+    """
     for i, hook in enumerate(hooks):
-        run_hook(f"{kind}[{i}]", hook, state_json)
+        try:
+            run_hook(f"{kind}[{i}]", hook, state_json)
+        except HookError as err:
+            if warn is None:
+                raise
+            warn(str(err))
 
 
 def run_hook(name: str, hook: Hook, state_json: bytes) -> None:

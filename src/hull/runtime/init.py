@@ -43,6 +43,16 @@ class InitContext:
 def intermediate(ctx: InitContext, chan: Channel) -> None:
     """Runs in the first child: enter namespaces, fork init, report its PID, exit."""
     try:
+        # Nothing the runtime's caller left open (beyond the fds it asked to
+        # pass) reaches init: runc's init is exec'd with chosen fds only.
+        own = (chan.read_fd, chan.write_fd, ctx.console_fd)
+        process.close_fds_from(3 + ctx.preserved_fds, keep=tuple(fd for fd in own if fd >= 0))
+        # The start socket is bound here, as host root in the host's mount
+        # namespace: init may be a user namespace's root mapped to an
+        # unprivileged host UID that cannot enter the state directory, and
+        # joining a mount namespace by path changes what its path names.
+        listener = unixsock.listen(ctx.state_dir, START_SOCKET)
+        state_fd = os.open(ctx.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         plan = namespaces.plan(ctx.config.linux)
         namespaces.join(namespaces.open_join_fds(plan))
         if plan.new_user:
@@ -58,7 +68,8 @@ def intermediate(ctx: InitContext, chan: Channel) -> None:
                 f.write(namespaces.format_time_offsets(ctx.config.linux))
         pid = os.fork()
         if pid == 0:
-            container_init(ctx, chan, in_user_ns=plan.new_user or any(k == "user" for k, _ in plan.join))
+            in_user_ns = plan.new_user or any(k == "user" for k, _ in plan.join)
+            container_init(ctx, chan, listener, state_fd, in_user_ns)
         chan.send("pid", pid=pid)
         os._exit(0)
     except BaseException as err:  # noqa: BLE001 - every failure must reach the runtime
@@ -66,9 +77,9 @@ def intermediate(ctx: InitContext, chan: Channel) -> None:
         os._exit(1)
 
 
-def container_init(ctx: InitContext, chan: Channel, in_user_ns: bool) -> None:
+def container_init(ctx: InitContext, chan: Channel, listener: unixsock.Socket, state_fd: int, in_user_ns: bool) -> None:
     try:
-        listener, state_fd = _prepare(ctx, chan, in_user_ns)
+        _prepare(ctx, chan, in_user_ns)
         chan.send("ready")
         chan.close()
         conn, state_json = _wait_for_start(listener, state_fd)
@@ -78,7 +89,7 @@ def container_init(ctx: InitContext, chan: Channel, in_user_ns: bool) -> None:
     os._exit(1)
 
 
-def _prepare(ctx: InitContext, chan: Channel, in_user_ns: bool) -> tuple[unixsock.Socket, int]:
+def _prepare(ctx: InitContext, chan: Channel, in_user_ns: bool) -> None:
     config = ctx.config
     proc = config.process
     assert proc is not None
@@ -88,17 +99,21 @@ def _prepare(ctx: InitContext, chan: Channel, in_user_ns: bool) -> tuple[unixsoc
     L.prctl(PR_SET_DUMPABLE, 0)
     if not ctx.no_new_keyring:
         _join_keyring(ctx.container_id)
+    net = config.linux.namespace("network")
+    if net is not None and not net.path:
+        try:
+            namespaces.bring_up_loopback()
+        except OSError as err:
+            raise SetupError(f"setting up the loopback interface: {err.strerror}") from None
     rootfs.prepare_root(ctx.rootfs, config.linux.rootfs_propagation)
     rootfs.mount_all(config, ctx.rootfs, ctx.bundle)
     if rootfs.needs_dev_setup(config):
         rootfs.setup_dev(config, ctx.rootfs, in_user_ns)
     _ensure_cwd(ctx.rootfs, proc.cwd)
-    listener = unixsock.listen(ctx.state_dir, START_SOCKET)
-    # Opened before pivot_root hides the host: init unlinks the start socket through it.
-    state_fd = os.open(ctx.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     chan.send("hooks")
     go = chan.expect("go")
     _run_hooks("createContainer", config.hooks.get("createContainer", []), go["state"].encode())
+    _import_what_runs_after_pivot(config)
     rootfs.pivot(ctx.rootfs, ctx.no_pivot)
     if proc.terminal:
         _setup_console(ctx)
@@ -113,7 +128,16 @@ def _prepare(ctx: InitContext, chan: Channel, in_user_ns: bool) -> tuple[unixsoc
     if proc.oom_score_adj is not None:
         process.set_oom_score_adj(proc.oom_score_adj)
     process.lookup_executable(proc.args[0], proc.env + ctx.extra_env)
-    return listener, state_fd
+
+
+def _import_what_runs_after_pivot(config: Config) -> None:
+    # pivot_root (or the chroot of --no-pivot) takes the runtime's own Python
+    # files out of reach: a module first imported after it fails to load.
+    proc = config.process
+    if proc is not None and proc.terminal:
+        import hull.runtime.console  # noqa: F401
+    if config.hooks.get("startContainer"):
+        import hull.runtime.hooks  # noqa: F401
 
 
 def _join_keyring(container_id: str) -> None:
@@ -182,7 +206,13 @@ def _wait_for_start(listener: unixsock.Socket, state_fd: int) -> tuple[unixsock.
         conn.close()
     listener.close()
     # The socket's absence is what marks the container "running" (store.py).
-    os.unlink(START_SOCKET, dir_fd=state_fd)
+    try:
+        os.unlink(START_SOCKET, dir_fd=state_fd)
+    except PermissionError:
+        # A user namespace's root mapped to an unprivileged host UID may not
+        # write the state directory; ``start`` removes it then (as runc's start
+        # removes exec.fifo).
+        pass
     os.close(state_fd)
     return conn, message[len(b"start") :]
 
@@ -190,16 +220,19 @@ def _wait_for_start(listener: unixsock.Socket, state_fd: int) -> tuple[unixsock.
 def _finish_and_exec(ctx: InitContext, conn: unixsock.Socket, state_json: bytes) -> None:
     proc = ctx.config.process
     assert proc is not None
-    env = proc.env + ctx.extra_env
+    first_closed = 3 + ctx.preserved_fds
     try:
+        # Before the cwd and the executable are looked up (CVE-2024-21626);
+        # conn stays for reporting a failure and closes on exec.
+        process.close_fds_from(first_closed, keep=(conn.fileno(),))
+        env = process.with_home(proc.env + ctx.extra_env, proc.user.uid)
         path = process.lookup_executable(proc.args[0], env)
         _run_hooks("startContainer", ctx.config.hooks.get("startContainer", []), state_json)
         process.switch_user(proc)
         os.chdir(proc.cwd)
+        process.check_cwd_inside()
         if proc.no_new_privileges:
             L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
-        first_closed = 3 + ctx.preserved_fds
-        process.close_fds_from(first_closed)
         for fd in range(3, first_closed):
             os.set_inheritable(fd, True)
         process.execute(path, proc.args, env)

@@ -101,6 +101,32 @@ def format_time_offsets(linux: Linux) -> str:
     return "".join(f"{clock} {o.secs} {o.nanosecs}\n" for clock, o in sorted(linux.time_offsets.items()))
 
 
+# netdevice(7): struct ifreq is the interface name (IFNAMSIZ 16) and a 24-byte union.
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
+
+def bring_up_loopback() -> None:
+    """Set ``lo`` up in a new network namespace, where the kernel leaves it down.
+
+    runc does this for every new network namespace (its "loopback" network,
+    added by specconv), so a container can reach 127.0.0.1 as engines expect.
+    """
+    import _socket
+    import fcntl
+    import struct
+
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
+    try:
+        ifreq = fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, struct.pack("16sH22x", b"lo", 0))
+        flags = struct.unpack_from("16sH", ifreq)[1]
+        if not flags & IFF_UP:
+            fcntl.ioctl(sock.fileno(), SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
+    finally:
+        sock.close()
+
+
 def same_namespace(pid: int, kind: str, other_pid: int | str = "self") -> bool:
     name = PROC_NAMES[kind]
     try:

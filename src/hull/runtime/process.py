@@ -63,6 +63,35 @@ def switch_user(process: Process) -> None:
         os.umask(user.umask)
 
 
+def with_home(env: list[str], uid: int, passwd: str = "/etc/passwd") -> list[str]:
+    """``env`` plus HOME when it has none (or an empty one), as runc's init does.
+
+    runc (libcontainer setupUser) sets HOME to the user's home directory in
+    the container's /etc/passwd, or "/" if the UID has no entry; programs and
+    shells expect it, and engines rely on runc for it. Read as root, after
+    pivot_root, so it is the container's file whatever its permissions.
+    """
+    home = ""
+    for entry in env:
+        if entry.startswith("HOME="):
+            home = entry[5:]
+    if home:
+        return env
+    return [*env, "HOME=" + _passwd_home(uid, passwd)]
+
+
+def _passwd_home(uid: int, path: str) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
 def env_path(env: list[str]) -> str:
     for entry in env:
         if entry.startswith("PATH="):
@@ -91,24 +120,46 @@ def _check_executable(path: str, arg0: str) -> str:
     return path
 
 
-def close_fds_from(first: int) -> None:
-    """Mark every fd >= first close-on-exec, so nothing of the runtime's leaks in.
+def close_fds_from(first: int, keep: tuple[int, ...] = ()) -> None:
+    """Close every fd >= first but those in ``keep``, so nothing of the runtime's leaks in.
 
-    Leaked runtime fds are the class behind CVE-2024-21626 (a host directory fd
-    left open into the container).
+    Marking them close-on-exec is not enough: until execve(2) closes them, an
+    open fd can be named as the process's cwd or executable through
+    /proc/self/fd/N and lead to the host (CVE-2024-21626). runc's init never
+    inherits its caller's fds and closes its own before exec (UnsafeCloseFrom);
+    init here is forked from the runtime, so it closes everything it has not
+    been asked to pass.
     """
     try:
-        names = os.listdir("/proc/self/fd")
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
     except OSError:
-        names = [str(fd) for fd in range(first, 1024)]
-    for name in names:
-        fd = int(name)
-        if fd >= first:
+        fds = list(range(first, 1024))
+    for fd in fds:
+        if fd >= first and fd not in keep:
             try:
-                os.set_inheritable(fd, False)
+                os.close(fd)
             except OSError as err:
+                # listdir's own fd is in the list, closed already.
                 if err.errno != errno.EBADF:
                     raise
+
+
+def check_cwd_inside() -> None:
+    """Fail unless the working directory is reachable from the container's root (runc's verifyCwd).
+
+    getcwd(2) marks a directory outside the root "(unreachable)" and libc's
+    getcwd then fails with ENOENT: the symptom of a cwd reached through a
+    leaked host fd (CVE-2024-21626).
+    """
+    try:
+        cwd = os.getcwd()
+    except FileNotFoundError:
+        cwd = ""
+    if not cwd.startswith("/"):
+        raise SetupError(
+            "process.cwd: current working directory is outside of container mount namespace root"
+            " -- possible container breakout detected"
+        )
 
 
 def execute(path: str, args: list[str], env: list[str]) -> None:

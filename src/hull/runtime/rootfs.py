@@ -62,14 +62,17 @@ def prepare_root(rootfs: str, propagation: str) -> None:
 
 
 def _make_parent_private(rootfs: str) -> None:
-    # pivot_root(2) fails with EINVAL if the new root's parent mount is shared.
-    parent = os.path.dirname(rootfs)
+    # pivot_root(2) fails with EINVAL if the new root's parent mount is shared,
+    # and the rootfs's own bind mount would join that peer group, spreading the
+    # container's mounts to the host. The parent is the mount holding the rootfs
+    # path, which is the rootfs itself when it is a mount point (an image's
+    # overlay, say): runc's rootfsParentMountPrivate counts it too.
     best, shared = "/", False
     with open("/proc/self/mountinfo") as f:
         for line in f:
             fields = line.split()
             mount_point = fields[4]
-            if is_within(mount_point, parent) and len(mount_point) >= len(best):
+            if is_within(mount_point, rootfs) and len(mount_point) >= len(best):
                 best = mount_point
                 shared = any(f.startswith("shared:") for f in fields[6 : fields.index("-")])
     if shared:
@@ -157,8 +160,7 @@ def setup_dev(config: Config, rootfs: str, in_user_ns: bool) -> None:
             devices.create_device(rootfs, dev, bind=in_user_ns)
         except OSError as err:
             raise SetupError(f"creating device {dev.path}: {err.strerror}") from None
-    has_pts = any(m.destination.rstrip("/") == "/dev/pts" for m in config.mounts)
-    devices.create_links(rootfs, with_ptmx=has_pts)
+    devices.create_links(rootfs)
 
 
 def pivot(rootfs: str, no_pivot: bool) -> None:

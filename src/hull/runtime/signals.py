@@ -10,7 +10,8 @@ from hull.runtime.errors import RuntimeFailure
 def parse_signal(text: str) -> int:
     if text.isdigit():
         number = int(text)
-        if 0 < number < signal.NSIG:
+        # runc passes any number through; 0 is kill(2)'s existence probe.
+        if 0 <= number < signal.NSIG:
             return number
         raise RuntimeFailure(f'unknown signal "{text}"')
     name = text.upper()

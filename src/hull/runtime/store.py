@@ -2,13 +2,16 @@
 
 ``<root>/<id>/state.json`` is written atomically (a rename), and every command
 that reads-then-acts holds ``flock`` on ``<root>/<id>/lock`` so concurrent
-commands on one container serialise while different containers never wait.
+commands on one container serialise while different containers never wait;
+``state`` only reads, without the lock. A container directory appears and
+goes by a rename too, so it never exists without its lock file.
 Whether the init process is alive is read from /proc, with its start time
 recorded at create so a recycled PID is never mistaken for the container.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 
@@ -99,7 +102,20 @@ class ContainerDir:
         return "created" if os.path.exists(self.start_socket) else "running"
 
     def remove(self) -> None:
-        _remove_tree(self.path)
+        # Only while holding the lock: once it is released, a new container
+        # may already have been created under the same ID.
+        if self._lock_fd < 0:
+            return
+        # Renamed away under a name no container ID can have, then emptied: a
+        # create of the same ID meanwhile never meets a half-removed directory.
+        parent, name = os.path.split(self.path)
+        doomed = os.path.join(parent, f"~{name}.{os.getpid()}.rm")
+        _remove_tree(doomed)
+        try:
+            os.rename(self.path, doomed)
+        except FileNotFoundError:
+            pass
+        _remove_tree(doomed)
         self.close()
 
     def close(self) -> None:
@@ -123,13 +139,30 @@ class Store:
         return os.path.join(self.root, container_id)
 
     def create(self, container_id: str) -> ContainerDir:
+        """A new container directory, locked; ContainerExists if the ID is taken.
+
+        It is made complete, lock file included, under a name no container ID
+        can have and then renamed into place, so a container directory always
+        holds its lock file and ``open`` never creates one: that would race a
+        concurrent delete, whose rmdir would then find the directory not empty.
+        """
         path = self._path(container_id)
         os.makedirs(self.root, mode=0o700, exist_ok=True)
+        tmp = os.path.join(self.root, f"~{container_id}.{os.getpid()}")
+        _remove_tree(tmp)  # left by a create with this PID that was killed
+        os.mkdir(tmp, 0o711)
+        fd = _lock(tmp, create=True)
         try:
-            os.mkdir(path, 0o711)
-        except FileExistsError:
-            raise ContainerExists() from None
-        return ContainerDir(path, _lock(path))
+            # rename(2) fails on a non-empty target (it has a lock file): one
+            # create of an ID wins however many run at once.
+            os.rename(tmp, path)
+        except OSError as err:
+            os.close(fd)
+            _remove_tree(tmp)
+            if err.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                raise ContainerExists() from None
+            raise
+        return ContainerDir(path, fd)
 
     def open(self, container_id: str) -> ContainerDir:
         path = self._path(container_id)
@@ -139,6 +172,18 @@ class Store:
             raise ContainerNotFound() from None
         return ContainerDir(path, fd)
 
+    def peek(self, container_id: str) -> ContainerDir:
+        """The directory without taking its lock, for reading the state only.
+
+        state.json is replaced atomically, so an unlocked reader sees one whole
+        version; and ``state`` must answer ("creating") while a create holds the
+        lock for as long as its hooks run, hooks that may themselves ask for it.
+        """
+        path = self._path(container_id)
+        if not os.path.isdir(path):
+            raise ContainerNotFound()
+        return ContainerDir(path, -1)
+
     def ids(self) -> list[str]:
         try:
             names = os.listdir(self.root)
@@ -147,10 +192,14 @@ class Store:
         return sorted(n for n in names if os.path.exists(os.path.join(self.root, n, "state.json")))
 
 
-def _lock(path: str) -> int:
-    fd = os.open(os.path.join(path, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+def _lock(path: str, create: bool = False) -> int:
+    flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+    fd = os.open(os.path.join(path, "lock"), flags, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink == 0:
+            # Deleted while we waited for the lock: the container is gone.
+            raise FileNotFoundError(path)
     except BaseException:
         os.close(fd)
         raise

@@ -25,6 +25,7 @@ class Channel:
         self.read_fd = read_fd
         self.write_fd = write_fd
         self._buffer = b""
+        self._unread: list[dict[str, Any]] = []
 
     def send(self, kind: str, **fields: Any) -> None:
         data = jsonfast.dumps({"t": kind, **fields}).encode() + b"\n"
@@ -32,6 +33,8 @@ class Channel:
             data = data[os.write(self.write_fd, data) :]
 
     def recv(self) -> dict[str, Any]:
+        if self._unread:
+            return self._unread.pop(0)
         while b"\n" not in self._buffer:
             chunk = os.read(self.read_fd, 65536)
             if not chunk:
@@ -40,6 +43,10 @@ class Channel:
         line, self._buffer = self._buffer.split(b"\n", 1)
         message: dict[str, Any] = jsonfast.loads(line)
         return message
+
+    def unread(self, message: dict[str, Any]) -> None:
+        """Queue ``message`` to be received again, after any queued before it."""
+        self._unread.append(message)
 
     def expect(self, kind: str) -> dict[str, Any]:
         """The next message, which must be ``kind``; an ``error`` message is re-raised."""
