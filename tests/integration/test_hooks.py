@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Runtime
-from tests.integration._support import alive, assert_nothing_left, state, wait_for, wait_for_status
+from tests.integration._support import alive, assert_nothing_left, new_id, state, wait_for, wait_for_status
 
 KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
@@ -65,13 +65,13 @@ HOOK_ENV = ["WITH_SPACE=a b", "EMPTY=", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
 class Hooked:
     """A bundle whose hooks record into ``out``; ``hook(kind)`` is the config entry for one."""
 
-    def __init__(self, runtime: Runtime, make_bundle: Any, tmp_path: Path, cid: str = "hooked") -> None:
+    def __init__(self, runtime: Runtime, make_bundle: Any, tmp_path: Path) -> None:
         self.runtime = runtime
-        self.cid = cid
+        self.cid = new_id("hooked")
         self.out = tmp_path / "out"
         self.out.mkdir()
         self.host_script = tmp_path / "record.sh"
-        self.host_script.write_text(RECORDER.format(out=self.out, state_dir=runtime.root / cid))
+        self.host_script.write_text(RECORDER.format(out=self.out, state_dir=runtime.root / self.cid))
         self.host_script.chmod(0o755)
         self._make_bundle = make_bundle
 

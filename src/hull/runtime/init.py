@@ -84,6 +84,8 @@ def container_init(ctx: InitContext, chan: Channel, listener: unixsock.Socket, s
         chan.close()
         conn, state_json = _wait_for_start(listener, state_fd)
         _finish_and_exec(ctx, conn, state_json)
+    except SystemExit:
+        pass  # already reported to start over its connection
     except BaseException as err:  # noqa: BLE001
         _report(chan, err)
     os._exit(1)
