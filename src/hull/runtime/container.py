@@ -162,11 +162,7 @@ def _container_processes(record: Record) -> list[int]:
 
 
 def delete(store: Store, container_id: str, force: bool = False) -> None:
-    try:
-        cdir = store.open(container_id)
-    except ContainerNotFound:
-        raise
-    with cdir:
+    with store.open(container_id) as cdir:
         try:
             record = cdir.read()
         except ContainerNotFound:

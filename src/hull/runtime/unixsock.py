@@ -70,12 +70,3 @@ def shutdown_write(sock: Socket) -> None:
 def send_fd(sock: Socket, fd: int, name: bytes) -> None:
     """One SCM_RIGHTS message carrying ``fd``, with ``name`` as its data (runc's console protocol)."""
     sock.sendmsg([name], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, "little", signed=True))])
-
-
-def receive_fd(sock: Socket) -> int:
-    _, ancdata, _, _ = sock.recvmsg(4096, _socket.CMSG_SPACE(4))
-    for level, kind, data in ancdata:
-        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(data) >= 4:
-            fd: int = int.from_bytes(data[:4], "little", signed=True)
-            return fd
-    raise OSError("no file descriptor received on the console socket")
