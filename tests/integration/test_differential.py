@@ -522,11 +522,10 @@ def _wait_status(rt: Runtime, cid: str, status: str, timeout: float = 10) -> dic
 
 
 def _state_shape(state: dict[str, Any], bundle: Path, cid: str) -> list[str]:
-    """Keys and value types, and the values that must agree; not ociVersion, created, owner or the PID itself.
+    """Keys and value types, and the values that must agree; not ociVersion, created or the PID itself.
 
     ociVersion is each runtime's own spec version (runc 1.1.5: "1.0.2-dev"); created is a timestamp;
-    runc's ``state`` prints owner "" (only ``list`` fills it in), hull-runtime the user's name;
-    the pid is compared as "nonzero" or 0.
+    the pid is compared as "nonzero" or 0. ``owner`` is "" in both (only ``list`` fills it in).
     """
     lines = [f"{key}: {type(value).__name__}" for key, value in sorted(state.items())]
     lines += [
@@ -536,6 +535,7 @@ def _state_shape(state: dict[str, Any], bundle: Path, cid: str) -> list[str]:
         f"rootfs == {state.get('rootfs') == str(bundle / 'rootfs')}",
         f"pid {'> 0' if state.get('pid') else '== 0'}",
         f"annotations = {state.get('annotations')}",
+        f"owner = {state.get('owner')!r}",
     ]
     return lines
 

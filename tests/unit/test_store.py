@@ -36,7 +36,6 @@ def _record(container_id: str = "c1", **kw: object) -> Record:
         "bundle": "/b",
         "rootfs": "/b/rootfs",
         "created": "2024-01-01T00:00:00Z",
-        "owner": "root",
         "status": "created",
         "config": {"ociVersion": "1.1.0"},
     }

@@ -163,7 +163,8 @@ def cmd_list(ctx: Context, argv: list[str]) -> int:
         for s in states:
             print(s.id)
     elif fmt == "json":
-        print(dumps([s.to_dict() for s in states]))
+        # runc marshals an empty Go slice that was never appended to: null.
+        print(dumps([s.to_dict() for s in states]) if states else "null")
     elif fmt == "table":
         _print_table(states)
     else:
@@ -172,16 +173,12 @@ def cmd_list(ctx: Context, argv: list[str]) -> int:
 
 
 def _print_table(states: list[State]) -> None:
+    # runc's text/tabwriter layout (minwidth 12, padding 3); the last column is not padded.
     rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
     rows += [[s.id, str(s.pid), s.status, s.bundle, s.created, s.owner] for s in states]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    widths = [max(12, *(len(r[i]) + 3 for r in rows)) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        print(
-            "".join(
-                cell.ljust(w + 3) if i < len(row) - 1 else cell
-                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
+        print("".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + row[-1])
 
 
 def cmd_spec(ctx: Context, argv: list[str]) -> int:

@@ -9,7 +9,6 @@ the state directory: a failed create leaves nothing behind.
 from __future__ import annotations
 
 import os
-import pwd
 import time
 
 from hull.oci.records import record
@@ -39,13 +38,6 @@ class CreateOptions:
     preserve_fds: int = 0
 
 
-def _owner() -> str:
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return str(os.geteuid())
-
-
 def create(store: Store, container_id: str, opts: CreateOptions) -> int:
     """Create the container; return its init PID. Leaves nothing behind on failure."""
     bundle = os.path.abspath(opts.bundle)
@@ -59,7 +51,6 @@ def create(store: Store, container_id: str, opts: CreateOptions) -> int:
         bundle=bundle,
         rootfs=rootfs,
         created=_now(),
-        owner=_owner(),
         status="creating",
         config=doc,
         creator_pid=os.getpid(),

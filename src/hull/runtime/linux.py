@@ -126,6 +126,46 @@ def join_session_keyring(name: str) -> None:
     _check(_libc.syscall(_NR["keyctl"], KEYCTL_JOIN_SESSION_KEYRING, _b(name)))
 
 
+RLIM_INFINITY = (1 << 64) - 1
+
+# RLIMIT_* numbers of asm-generic/resource.h (x86_64 and aarch64 agree).
+RLIMIT = {
+    "RLIMIT_CPU": 0,
+    "RLIMIT_FSIZE": 1,
+    "RLIMIT_DATA": 2,
+    "RLIMIT_STACK": 3,
+    "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5,
+    "RLIMIT_NPROC": 6,
+    "RLIMIT_NOFILE": 7,
+    "RLIMIT_MEMLOCK": 8,
+    "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10,
+    "RLIMIT_SIGPENDING": 11,
+    "RLIMIT_MSGQUEUE": 12,
+    "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14,
+    "RLIMIT_RTTIME": 15,
+}
+
+
+class _Rlimit(ctypes.Structure):
+    _fields_ = [("cur", ctypes.c_uint64), ("max", ctypes.c_uint64)]
+
+
+def prlimit(resource: int, new: tuple[int, int] | None = None) -> tuple[int, int]:
+    """prlimit(2) on this process: set ``new`` (soft, hard) if given; return the previous limits.
+
+    ctypes rather than the resource module, whose import is a shared-object
+    load on every create; and the spec's values are the kernel's unsigned
+    64-bit ones, RLIM_INFINITY included, with no conversion.
+    """
+    old = _Rlimit()
+    new_ref = ctypes.byref(_Rlimit(*new)) if new is not None else None
+    _check(_libc.prlimit(0, resource, new_ref, ctypes.byref(old)))
+    return old.cur, old.max
+
+
 class _MountAttr(ctypes.Structure):
     _fields_ = [
         ("attr_set", ctypes.c_uint64),

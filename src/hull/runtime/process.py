@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
-import resource
 
 from hull.oci.runtime_config import Process, Rlimit
+from hull.runtime import linux as L
 from hull.runtime.errors import SetupError
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -14,26 +14,17 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 def set_rlimits(rlimits: list[Rlimit]) -> None:
     for limit in rlimits:
-        which = getattr(resource, limit.type)
+        which = L.RLIMIT[limit.type]
         try:
-            resource.setrlimit(which, (_rlim(limit.soft), _rlim(limit.hard)))
-        except (ValueError, PermissionError, OSError) as err:
-            _, current_hard = resource.getrlimit(which)
-            if (
-                _rlim(limit.hard) > current_hard
-                or current_hard == resource.RLIM_INFINITY
-                and limit.hard != current_hard
-            ):
+            L.prlimit(which, (limit.soft, limit.hard))
+        except OSError as err:
+            _, current_hard = L.prlimit(which)
+            if err.errno == errno.EPERM and limit.hard > current_hard:
                 raise SetupError(
                     f"process.rlimits: cannot raise the hard limit of {limit.type} to {limit.hard} "
                     f"(now {current_hard}): raising a hard limit needs CAP_SYS_RESOURCE, which this runtime lacks"
                 ) from None
-            raise SetupError(f"process.rlimits: setting {limit.type}: {err}") from None
-
-
-def _rlim(value: int) -> int:
-    # The spec's "unlimited" is the all-ones 64-bit value, resource.RLIM_INFINITY (-1) in Python.
-    return resource.RLIM_INFINITY if value >= 1 << 63 else value
+            raise SetupError(f"process.rlimits: setting {limit.type}: {err.strerror}") from None
 
 
 def set_oom_score_adj(value: int) -> None:

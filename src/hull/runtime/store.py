@@ -38,7 +38,6 @@ class Record:
     bundle: str
     rootfs: str
     created: str
-    owner: str
     status: str
     config: dict[str, Any]
     pid: int = 0
