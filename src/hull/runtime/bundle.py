@@ -7,6 +7,7 @@ import os
 from hull.oci import jsonfast
 from hull.oci._parse import SpecError
 from hull.oci.runtime_config import Config, parse_config
+from hull.runtime import capabilities, seccomp
 from hull.runtime.errors import ConfigError
 
 TYPE_CHECKING = False
@@ -76,6 +77,8 @@ def validate(config: Config, rootfs: str) -> None:
         fail("linux.timeOffsets", "time offsets need a new time namespace")
     for key in linux.sysctl:
         _check_sysctl(key, kinds, fail)
+    capabilities.check(config.process.capabilities if config.process else None)
+    seccomp.check(linux.seccomp)
 
 
 def _check_sysctl(key: str, kinds: set[str], fail: Any) -> None:

@@ -16,7 +16,7 @@ import os
 from hull.oci.records import field, record
 from hull.oci.runtime_config import Config, Hook
 from hull.runtime import linux as L
-from hull.runtime import namespaces, process, rootfs, unixsock
+from hull.runtime import namespaces, privileges, process, rootfs, unixsock
 from hull.runtime.errors import RuntimeFailure, SetupError
 from hull.runtime.mount_options import PROPAGATION
 from hull.runtime.paths import mkdir_all_in
@@ -230,17 +230,19 @@ def _finish_and_exec(ctx: InitContext, conn: unixsock.Socket, state_json: bytes)
         env = process.with_home(proc.env + ctx.extra_env, proc.user.uid)
         path = process.lookup_executable(proc.args[0], env)
         _run_hooks("startContainer", ctx.config.hooks.get("startContainer", []), state_json)
-        process.switch_user(proc)
-        os.chdir(proc.cwd)
-        process.check_cwd_inside()
-        if proc.no_new_privileges:
-            L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+        privileges.finalize(proc, ctx.config.linux.seccomp, state_json, lambda: _enter_cwd(proc.cwd))
         for fd in range(3, first_closed):
             os.set_inheritable(fd, True)
         process.execute(path, proc.args, env)
     except BaseException as err:  # noqa: BLE001
         conn.sendall(b"error " + _message(err).encode())
         raise SystemExit(1) from None
+
+
+def _enter_cwd(cwd: str) -> None:
+    # As the container's user, so its permissions decide (runc's finalizeNamespace).
+    os.chdir(cwd)
+    process.check_cwd_inside()
 
 
 def _message(err: BaseException) -> str:
