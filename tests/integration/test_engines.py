@@ -281,10 +281,8 @@ def test_docker_run_with_the_hull_runtime(docker: Docker) -> None:
     proc = docker("run", "--rm", "--runtime", "hull", "--network", "none", "busybox:test", "sh", "-c", "exit 5")
     assert proc.returncode == 5, proc.stderr
     probe = "id; hostname; grep -c . /proc/self/mountinfo; ls /dev | sort | tr '\\n' ' '"
-    seen = {
-        rt: _ok(docker("run", "--rm", "--runtime", rt, "--network", "none", "-h", "box", "busybox:test", "sh", "-c", probe))
-        for rt in ("runc", "hull")
-    }
+    args = ["--network", "none", "-h", "box", "busybox:test", "sh", "-c", probe]
+    seen = {rt: _ok(docker("run", "--rm", "--runtime", rt, *args)) for rt in ("runc", "hull")}
     assert seen["hull"] == seen["runc"]
 
 
