@@ -8,6 +8,11 @@
     init to exit (the benchmark's spawner is a child subreaper, as containerd-shim is, so it
     reaps the init with waitpid) and ``delete`` is a plain delete of a stopped container, the
     common case. No ``state`` polling is timed: how often one polls would be measured instead.
+(c) (a) again with what an engine adds: the OCI config podman generates for
+    ``--memory 256m --pids-limit 100`` (its cgroup resources, default capabilities and default
+    seccomp profile) merged into the busybox config;
+(d) ``podman run --rm`` of the same image with each runtime as ``--runtime`` (fewer iterations:
+    podman's own cost dominates).
 
 Every runtime command is started by a long-lived spawner process through a tiny C launcher
 (compiled with cc at start-up) that forks, execs the runtime, and reports the time from fork to
@@ -33,7 +38,9 @@ calls are spawned there exactly as the others are spawned in the host's namespac
 namespace costs nothing per iteration. hull-runtime and runc run in the host's namespace, as an
 engine would call them.
 
-Needs root, runc, crun, busybox-static and the project's virtualenv (.venv/bin/hull-runtime).
+Needs root, runc, crun, podman, busybox-static and the project's virtualenv (.venv/bin/hull-runtime).
+Podman runs with a private store under the work directory (vfs driver, no network) and the
+containers.conf the engine tests use (root lacks CAP_SYS_RESOURCE here, so no default ulimits).
 """
 
 from __future__ import annotations
@@ -199,9 +206,14 @@ class Runtime:
     argv: list[str]  # the runtime and its --root
     version: str
     private_mount_ns: bool = False
+    binary: str = ""
+    containers_conf: str = ""
     proc: subprocess.Popen[str] | None = None
     run_ns: list[int] = field(default_factory=list)
     run_rss: list[int | None] = field(default_factory=list)
+    limited_ns: list[int] = field(default_factory=list)
+    limited_rss: list[int | None] = field(default_factory=list)
+    podman_ns: list[int] = field(default_factory=list)
     cycle_ns: list[int] = field(default_factory=list)
     cycle_phases: dict[str, list[int]] = field(default_factory=dict)
     cycle_rss: list[int | None] = field(default_factory=list)
@@ -212,7 +224,7 @@ class Runtime:
             # One private mount namespace for the whole series; hide the hybrid cgroup2 mount in it.
             script = (f"umount {hide} && " if hide else "") + 'exec "$@"'
             me = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "spawner", *me]
-        env = dict(os.environ, RUNTIME_BENCH_LAUNCHER=launcher or "")
+        env = dict(os.environ, RUNTIME_BENCH_LAUNCHER=launcher or "", CONTAINERS_CONF=self.containers_conf)
         self.proc = subprocess.Popen(me, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=env)
 
     def ask(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -291,7 +303,7 @@ def build_launcher(work: str) -> str | None:
     return binary
 
 
-def build_bundles(work: str) -> tuple[str, str]:
+def build_bundles(work: str) -> tuple[str, str, str]:
     sys.path.insert(0, os.path.join(REPO, "src"))
     from hull.testing import busybox
 
@@ -301,7 +313,71 @@ def build_bundles(work: str) -> tuple[str, str]:
     probe = busybox.build_bundle(
         os.path.join(work, "bundle-probe"), probe_args, busybox.default_config(probe_args), rootfs
     )
-    return bundle, probe
+    return bundle, probe, rootfs
+
+
+CONTAINERS_CONF = """\
+[containers]
+default_ulimits = []
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+"""
+PODMAN_IMAGE = "localhost/busybox:bench"
+
+
+def podman_argv(work: str) -> list[str]:
+    store = os.path.join(work, "podman")
+    return ["/usr/bin/podman", "--root", f"{store}/root", "--runroot", f"{store}/run", "--storage-driver", "vfs"]
+
+
+def setup_podman(work: str, rootfs: str) -> str:
+    """A private podman store holding the busybox image; returns the containers.conf path."""
+    conf = os.path.join(work, "containers.conf")
+    with open(conf, "w") as f:
+        f.write(CONTAINERS_CONF)
+    env = dict(os.environ, CONTAINERS_CONF=conf)
+    tar = os.path.join(work, "rootfs.tar")
+    subprocess.run(["tar", "-C", rootfs, "-cf", tar, "."], check=True)
+    proc = subprocess.run([*podman_argv(work), "import", tar, PODMAN_IMAGE], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        fail(f"podman import: {proc.stderr.strip()}")
+    return conf
+
+
+def engine_config(work: str, conf: str) -> dict[str, Any]:
+    """The OCI config podman generates for --memory 256m --pids-limit 100 (made with runc, then read back)."""
+    env = dict(os.environ, CONTAINERS_CONF=conf)
+    podman = [*podman_argv(work), "--runtime", "/usr/bin/runc"]
+    name = "bench-config"
+    try:
+        for args in (
+            ["create", "--name", name, "--memory", "256m", "--pids-limit", "100", "--network", "none", PODMAN_IMAGE],
+            ["init", name],
+        ):
+            proc = subprocess.run(
+                [*podman, *args, *(["true"] if args[0] == "create" else [])], capture_output=True, text=True, env=env
+            )
+            if proc.returncode != 0:
+                fail(f"podman {args[0]}: {proc.stderr.strip()}")
+        path = subprocess.run(
+            [*podman, "inspect", "--format", "{{.OCIConfigPath}}", name], capture_output=True, text=True, env=env
+        ).stdout.strip()
+        with open(path) as f:
+            doc: dict[str, Any] = json.load(f)
+        return doc
+    finally:
+        subprocess.run([*podman, "rm", "--force", name], capture_output=True, env=env)
+
+
+def build_limited_bundle(work: str, rootfs: str, engine: dict[str, Any]) -> str:
+    from hull.testing import busybox
+
+    config = busybox.default_config(["true"])
+    config["process"]["capabilities"] = engine["process"]["capabilities"]
+    config["linux"]["resources"] = engine["linux"]["resources"]
+    config["linux"]["seccomp"] = engine["linux"]["seccomp"]
+    return busybox.build_bundle(os.path.join(work, "bundle-limited"), ["true"], config, rootfs)
 
 
 def verify(runtimes: list[Runtime], bundle: str, probe: str, work: str) -> None:
@@ -330,23 +406,28 @@ def lifecycle_request(rt: Runtime, bundle: str, cid: str, work: str) -> dict[str
     }
 
 
-def bench(runtimes: list[Runtime], bundle: str, work: str, n: int, warmup: int) -> None:
+def _run_once(rt: Runtime, argv: list[str], work: str, what: str) -> dict[str, Any]:
+    answer = rt.ask({"op": "run", "argv": argv, "out": os.path.join(work, f"out-{rt.name}")})
+    if answer["rc"] != 0:
+        fail(f"{rt.name} {what} exited {answer['rc']}: {answer['output'].strip()}")
+    return answer
+
+
+def bench(runtimes: list[Runtime], bundles: dict[str, str], work: str, n: int, warmup: int) -> None:
+    bundle, limited = bundles["true"], bundles["limited"]
     for i in range(-warmup, n):
         k = i % len(runtimes)
         order = runtimes[k:] + runtimes[:k]  # rotate who goes first
         for rt in order:
-            answer = rt.ask(
-                {
-                    "op": "run",
-                    "argv": [*rt.argv, "run", "--bundle", bundle, f"r{i + warmup}"],
-                    "out": os.path.join(work, f"out-{rt.name}"),
-                }
-            )
-            if answer["rc"] != 0:
-                fail(f"{rt.name} run exited {answer['rc']} at iteration {i}: {answer['output'].strip()}")
+            answer = _run_once(rt, [*rt.argv, "run", "--bundle", bundle, f"r{i + warmup}"], work, f"run #{i}")
             if i >= 0:
                 rt.run_ns.append(answer["ns"])
                 rt.run_rss.append(answer["maxrss"])
+        for rt in order:
+            answer = _run_once(rt, [*rt.argv, "run", "--bundle", limited, f"l{i + warmup}"], work, f"limited run #{i}")
+            if i >= 0:
+                rt.limited_ns.append(answer["ns"])
+                rt.limited_rss.append(answer["maxrss"])
         for rt in reversed(order):
             answer = rt.ask(lifecycle_request(rt, bundle, f"c{i + warmup}", work))
             if answer["rc"] != 0:
@@ -356,6 +437,26 @@ def bench(runtimes: list[Runtime], bundle: str, work: str, n: int, warmup: int) 
                 rt.cycle_rss.append(answer["maxrss"])
                 for phase, ns in answer["phases"].items():
                     rt.cycle_phases.setdefault(phase, []).append(ns)
+
+
+def bench_podman(runtimes: list[Runtime], work: str, n: int, warmup: int) -> None:
+    for i in range(-warmup, n):
+        k = i % len(runtimes)
+        for rt in runtimes[k:] + runtimes[:k]:
+            argv = [
+                *podman_argv(work),
+                "--runtime",
+                rt.binary,
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                PODMAN_IMAGE,
+                "true",
+            ]
+            answer = _run_once(rt, argv, work, f"podman run #{i}")
+            if i >= 0:
+                rt.podman_ns.append(answer["ns"])
 
 
 def report(runtimes: list[Runtime], n: int) -> None:
@@ -383,6 +484,23 @@ def report(runtimes: list[Runtime], n: int) -> None:
         rss = mib(rt.cycle_rss)
         cols = "".join(f"{ms(rt.cycle_phases[p]):>11.1f}" for p in phases)
         print(f"{rt.name:<14}{ms(rt.cycle_ns):>11.1f}{ms(rt.cycle_ns, 0.9):>10.1f}{ratio:>9.2f}{rss:>15}  |{cols}")
+
+    print("\n(c) run /bin/true with podman's config for --memory 256m --pids-limit 100: cgroup limits,")
+    print(f"    default capabilities and seccomp profile (N={n} each)")
+    print(f"{'runtime':<14}{'median ms':>11}{'p90 ms':>10}{'x runc':>9}{'peak RSS MiB':>15}{'vs (a) ms':>11}")
+    for rt in runtimes:
+        ratio = ms(rt.limited_ns) / ms(runc.limited_ns)
+        extra = ms(rt.limited_ns) - ms(rt.run_ns)
+        rss = mib(rt.limited_rss)
+        cols = f"{ms(rt.limited_ns):>11.1f}{ms(rt.limited_ns, 0.9):>10.1f}{ratio:>9.2f}{rss:>15}{extra:>+11.1f}"
+        print(f"{rt.name:<14}{cols}")
+
+    if runc.podman_ns:
+        print(f"\n(d) podman run --rm --network none busybox true, with --runtime each (N={len(runc.podman_ns)} each)")
+        print(f"{'runtime':<14}{'median ms':>11}{'p90 ms':>10}{'x runc':>9}")
+        for rt in runtimes:
+            ratio = ms(rt.podman_ns) / ms(runc.podman_ns)
+            print(f"{rt.name:<14}{ms(rt.podman_ns):>11.1f}{ms(rt.podman_ns, 0.9):>10.1f}{ratio:>9.2f}")
 
 
 def importtime(work: str) -> None:
@@ -441,11 +559,14 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=100, help="timed iterations per runtime and benchmark (default 100)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed iterations first (default 3)")
     parser.add_argument("--importtime", action="store_true", help="also show hull-runtime's import time")
+    parser.add_argument(
+        "--no-podman", dest="podman", action="store_false", help="skip (d), podman run with each runtime"
+    )
     parser.add_argument("--dir", help="an existing tmpfs directory to work in (default: mount a private tmpfs)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         fail("needs root")
-    for path in (HULL_RUNTIME, "/usr/bin/runc", "/usr/bin/crun"):
+    for path in (HULL_RUNTIME, "/usr/bin/runc", "/usr/bin/crun", "/usr/bin/podman"):
         if not os.access(path, os.X_OK):
             fail(f"{path} is missing")
 
@@ -460,7 +581,9 @@ def main() -> None:
     try:
         if not is_tmpfs(work):
             fail(f"{work} is not on a tmpfs")
-        bundle, probe = build_bundles(work)
+        bundle, probe, rootfs = build_bundles(work)
+        conf = setup_podman(work, rootfs)
+        limited = build_limited_bundle(work, rootfs, engine_config(work, conf))
         hide = HYBRID_CGROUP2 if mounted_fstype(HYBRID_CGROUP2) == "cgroup2" else None
         runtimes = [
             Runtime("runc", ["/usr/bin/runc", "--root", f"{work}/state-runc"], first_line(["runc", "--version"])),
@@ -472,6 +595,9 @@ def main() -> None:
                 private_mount_ns=True,
             ),
         ]
+        for rt in runtimes:
+            rt.binary = rt.argv[0]
+            rt.containers_conf = conf
         launcher = build_launcher(work)
         for rt in runtimes:
             rt.start_spawner(hide, launcher)
@@ -491,7 +617,9 @@ def main() -> None:
             print("            process among it and the children it reaped (for run: incl. the container init)")
         else:
             print("  peak RSS: n/a (no C compiler for the launcher; from Python it would include the spawner's RSS)")
-        bench(runtimes, bundle, work, args.n, args.warmup)
+        bench(runtimes, {"true": bundle, "limited": limited}, work, args.n, args.warmup)
+        if args.podman:
+            bench_podman(runtimes, work, max(3, args.n // 5), 1)
         report(runtimes, args.n)
         if args.importtime:
             importtime(work)
