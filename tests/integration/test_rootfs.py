@@ -478,3 +478,30 @@ def test_symlink_loop_in_a_mount_destination_fails_cleanly(runtime: Runtime, mak
     assert proc.returncode != 0
     assert "mounts[" in proc.stderr and "/loop/sub" in proc.stderr, proc.stderr
     assert runtime("list", "-q").stdout == ""
+
+
+@pytest.mark.parametrize("fstype", ["proc", "sysfs"])
+def test_proc_or_sysfs_over_a_symlink_is_refused_as_by_runc(
+    runtime: Runtime, runc: Runtime, make_bundle, fstype: str
+) -> None:
+    """CVE-2019-16884 / CVE-2023-27561 class: procfs and sysfs go on an ordinary directory only.
+
+    An image whose /proc is a symlink (here to a directory of its own) would
+    get procfs mounted elsewhere while /proc names files of its choosing, so
+    writes meant for procfs (an AppArmor exec profile) would be lost.
+    """
+    dest = "/proc" if fstype == "proc" else "/sys"
+    bundle = make_bundle(["true"])
+    target = bundle / "rootfs" / dest.lstrip("/")
+    if target.exists():
+        shutil.rmtree(target)
+    (bundle / "rootfs" / "fake").mkdir()
+    target.symlink_to("fake")
+    for rt in (runtime, runc):
+        proc = rt("run", "--bundle", str(bundle), "c1", check=False)
+        assert proc.returncode != 0, rt.argv
+        message = proc.stderr.replace('\\"', '"')  # logrus escapes the quotes
+        assert f'filesystem "{fstype}" must be mounted on ordinary directory' in message, proc.stderr
+        assert rt("list", "--quiet").stdout == ""
+    # Nothing was mounted on the image's directory (the mount namespace is gone with the failed create).
+    assert os.listdir(bundle / "rootfs" / "fake") == []

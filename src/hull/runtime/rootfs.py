@@ -9,6 +9,7 @@ between resolving and mounting cannot redirect the mount to the host.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -100,10 +101,26 @@ def mount_one(mount: Mount, rootfs: str, bundle: str, new_cgroupns: bool = False
     elif mount.type == "cgroup":
         _cgroup_mount(mount, options, rootfs, new_cgroupns)
     else:
+        if mount.type in ("proc", "sysfs"):
+            _check_ordinary_directory(mount, rootfs)
         host = mkdir_all_in(rootfs, mount.destination)
         with _Target(rootfs, host, mount.destination) as target:
             L.mount(mount.source or mount.type, target, mount.type, options.flags, options.data_string or None)
     _apply_propagation_and_attrs(mount, options, rootfs)
+
+
+def _check_ordinary_directory(mount: Mount, rootfs: str) -> None:
+    """procfs and sysfs only on a real directory, never through a symlink (as runc, since CVE-2019-16884).
+
+    An image whose /proc is a symlink would have the real procfs mounted
+    elsewhere while /proc names a directory of the image's choosing, where
+    writes meant for procfs (an AppArmor profile in /proc/self/attr, say)
+    would land in a plain file and be silently ignored.
+    """
+    parent = secure_join(rootfs, os.path.dirname(mount.destination.rstrip("/")) or "/")
+    path = os.path.join(parent, os.path.basename(mount.destination.rstrip("/")))
+    if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)):
+        raise OSError(errno.ENOTDIR, f'filesystem "{mount.type}" must be mounted on ordinary directory')
 
 
 def _bind_mount(mount: Mount, options: ParsedOptions, rootfs: str, bundle: str) -> None:
