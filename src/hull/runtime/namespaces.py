@@ -14,6 +14,7 @@ import os
 from hull.oci.records import field, record
 from hull.oci.runtime_config import IDMapping, Linux
 from hull.runtime import linux as L
+from hull.runtime.errors import SetupError
 
 CLONE_FLAGS = {
     "user": L.CLONE_NEWUSER,
@@ -91,9 +92,63 @@ def format_id_map(mappings: list[IDMapping]) -> str:
 
 
 def write_id_maps(pid: int, linux: Linux) -> None:
-    for name, mappings in (("uid_map", linux.uid_mappings), ("gid_map", linux.gid_mappings)):
+    """Write the user namespace's ID maps of process ``pid``, as runc's nsexec does.
+
+    Root writes them directly. An unprivileged user (rootless) may directly
+    map only its own UID and GID, one ID each, and only after denying
+    setgroups(2) (user_namespaces(7), "Interaction with system calls that
+    change process UIDs or GIDs"); anything else goes through the setuid
+    helpers newuidmap/newgidmap, which check /etc/subuid and /etc/subgid.
+    """
+    if os.geteuid() == 0:
+        for name, mappings in (("uid_map", linux.uid_mappings), ("gid_map", linux.gid_mappings)):
+            _write_map(pid, name, mappings)
+        return
+    uid_helper = not _only_own_id(linux.uid_mappings, os.geteuid())
+    gid_helper = not _only_own_id(linux.gid_mappings, os.getegid())
+    if not gid_helper:
+        with open(f"/proc/{pid}/setgroups", "w") as f:
+            f.write("deny")
+    for name, mappings, helper in (
+        ("uid_map", linux.uid_mappings, uid_helper),
+        ("gid_map", linux.gid_mappings, gid_helper),
+    ):
+        if helper:
+            _run_map_helper("newuidmap" if name == "uid_map" else "newgidmap", pid, mappings)
+        else:
+            _write_map(pid, name, mappings)
+
+
+def _only_own_id(mappings: list[IDMapping], own: int) -> bool:
+    return len(mappings) == 1 and mappings[0].size == 1 and mappings[0].host_id == own
+
+
+def _write_map(pid: int, name: str, mappings: list[IDMapping]) -> None:
+    try:
         with open(f"/proc/{pid}/{name}", "w") as f:
             f.write(format_id_map(mappings))
+    except OSError as err:
+        field = "linux.uidMappings" if name == "uid_map" else "linux.gidMappings"
+        raise SetupError(f"{field}: writing /proc/{pid}/{name}: {err.strerror}") from None
+
+
+def _run_map_helper(helper: str, pid: int, mappings: list[IDMapping]) -> None:
+    field = "linux.uidMappings" if helper == "newuidmap" else "linux.gidMappings"
+    path = next(
+        (p for p in (f"{d}/{helper}" for d in ("/usr/bin", "/bin", "/usr/sbin")) if os.access(p, os.X_OK)), None
+    )
+    if path is None:
+        raise SetupError(
+            f"{field}: an unprivileged user can map only its own ID directly; these mappings need {helper}"
+            " (Debian package uidmap) and entries in /etc/subuid and /etc/subgid"
+        )
+    args = [helper, str(pid)]
+    for m in mappings:
+        args += [str(m.container_id), str(m.host_id), str(m.size)]
+    child = os.posix_spawn(path, args, os.environ)
+    _, status = os.waitpid(child, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SetupError(f"{field}: {helper} {' '.join(args[1:])} failed (exit {os.waitstatus_to_exitcode(status)})")
 
 
 def format_time_offsets(linux: Linux) -> str:
