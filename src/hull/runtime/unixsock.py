@@ -70,3 +70,14 @@ def shutdown_write(sock: Socket) -> None:
 def send_fd(sock: Socket, fd: int, name: bytes) -> None:
     """One SCM_RIGHTS message carrying ``fd``, with ``name`` as its data (runc's console protocol)."""
     sock.sendmsg([name], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, "little", signed=True))])
+
+
+def recv_fds(sock: Socket, bufsize: int = 65536, max_fds: int = 4) -> tuple[bytes, list[int]]:
+    """One recvmsg: its data and the fds of its SCM_RIGHTS (close-on-exec), empty data at EOF."""
+    data, ancdata, _flags, _addr = sock.recvmsg(bufsize, _socket.CMSG_SPACE(4 * max_fds), _socket.MSG_CMSG_CLOEXEC)
+    fds = []
+    for level, kind, payload in ancdata:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            usable = len(payload) - len(payload) % 4
+            fds += [int.from_bytes(payload[i : i + 4], "little", signed=True) for i in range(0, usable, 4)]
+    return data, fds
