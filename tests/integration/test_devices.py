@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from pathlib import Path
@@ -96,6 +97,12 @@ def test_config_devices_char_block_fifo_with_mode_and_owner(runtime: Runtime, ma
         ),
         set_linux(devices=devices),
     )
+    # A config device on a default's path also drops the default's cgroup rule
+    # (runc 1.1's createDevices): writing to 1:5 needs a rule of its own.
+    config = json.loads((bundle / "config.json").read_text())
+    rule = {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"}
+    config["linux"]["resources"]["devices"].append(rule)
+    (bundle / "config.json").write_text(json.dumps(config))
     *stats, ok = run_ok(runtime, bundle).splitlines()
     assert stat_lines("\n".join(stats)) == {
         "/dev/mynull": ("character special file", "1:3", "620", "1000:1001"),

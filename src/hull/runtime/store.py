@@ -45,6 +45,9 @@ class Record:
     creator_pid: int = 0
     creator_start: int = 0
     annotations: dict[str, str] = field(default_factory=dict)
+    # Subsystem ("memory", "name=systemd", "" for cgroup v2) -> absolute cgroup
+    # directory, recorded before the directories are made (cgroups.py).
+    cgroup_paths: dict[str, str] = field(default_factory=dict)
 
 
 def validate_id(container_id: str) -> None:
