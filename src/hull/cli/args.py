@@ -21,12 +21,14 @@ class Flag:
     takes_value: bool = False
     aliases: tuple[str, ...] = ()
     help: str = ""
+    repeated: bool = False  # a slice flag (urfave/cli StringSliceFlag): every value is kept, in order
 
 
 @record
 class Parsed:
     values: dict[str, str | bool] = field(default_factory=dict)
     args: list[str] = field(default_factory=list)
+    lists: dict[str, list[str]] = field(default_factory=dict)
 
     def flag(self, name: str) -> bool:
         return bool(self.values.get(name, False))
@@ -34,6 +36,10 @@ class Parsed:
     def value(self, name: str, default: str = "") -> str:
         got = self.values.get(name, default)
         return got if isinstance(got, str) else default
+
+    def all_values(self, name: str) -> list[str]:
+        """Every value of a repeated flag, in command-line order."""
+        return self.lists.get(name, [])
 
 
 _TRUE = {"true", "1", "t", "yes"}
@@ -68,6 +74,8 @@ def parse(argv: list[str], flags: list[Flag], stop_at_positional: bool = True) -
                 out.values[spec.name] = argv[i]
             else:
                 raise UsageError(f"flag needs an argument: -{name}")
+            if spec.repeated:
+                out.lists.setdefault(spec.name, []).append(str(out.values[spec.name]))
         elif eq:
             if inline.lower() not in _TRUE | _FALSE:
                 raise UsageError(f'invalid boolean value "{inline}" for -{name}')

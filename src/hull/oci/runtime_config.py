@@ -176,7 +176,7 @@ def parse_config(doc: Any) -> Config:
     if not config.root.path:
         raise SpecError("root.path", "must not be empty")
     if doc.get("process") is not None:
-        config.process = _process(check(doc["process"], dict, "process"))
+        config.process = parse_process(doc["process"])
     config.mounts = [_mount(m, join("mounts", i)) for i, m in enumerate(_objects(doc, "mounts", ""))]
     config.hooks = _hooks(opt(doc, "hooks", dict, "", {}))
     if doc.get("linux") is not None:
@@ -196,28 +196,30 @@ def _absolute(value: str, path: str) -> str:
     return value
 
 
-def _process(doc: dict[str, Any]) -> Process:
-    path = "process"
+def parse_process(doc: Any, path: str = "process") -> Process:
+    """A process object (config.md "Process"): config.json's, or one on its own
+    (runc exec's process.json, with ``path`` "" so errors name its top-level fields)."""
+    doc = check(doc, dict, path or "process")
     args = str_list(doc, "args", path)
     if not args:
         # config.md: on Linux at least one entry of args is REQUIRED.
-        raise SpecError("process.args", "must have at least one entry")
-    proc = Process(args=args, cwd=_absolute(req(doc, "cwd", str, path), "process.cwd"))
+        raise SpecError(join(path, "args"), "must have at least one entry")
+    proc = Process(args=args, cwd=_absolute(req(doc, "cwd", str, path), join(path, "cwd")))
     proc.env = _env(doc, path)
     proc.terminal = opt(doc, "terminal", bool, path, False)
     size = opt(doc, "consoleSize", dict, path, {})
-    proc.console_height = req_uint(size, "height", "process.consoleSize") if size else 0
-    proc.console_width = req_uint(size, "width", "process.consoleSize") if size else 0
-    proc.user = _user(opt(doc, "user", dict, path, {}))
-    proc.rlimits = _rlimits(doc)
+    proc.console_height = req_uint(size, "height", join(path, "consoleSize")) if size else 0
+    proc.console_width = req_uint(size, "width", join(path, "consoleSize")) if size else 0
+    proc.user = _user(opt(doc, "user", dict, path, {}), join(path, "user"))
+    proc.rlimits = _rlimits(doc, path)
     proc.no_new_privileges = opt(doc, "noNewPrivileges", bool, path, False)
     if doc.get("oomScoreAdj") is not None:
-        proc.oom_score_adj = check(doc["oomScoreAdj"], int, "process.oomScoreAdj")
+        proc.oom_score_adj = check(doc["oomScoreAdj"], int, join(path, "oomScoreAdj"))
         if not -1000 <= proc.oom_score_adj <= 1000:
-            raise SpecError("process.oomScoreAdj", f"must be between -1000 and 1000, got {proc.oom_score_adj}")
+            raise SpecError(join(path, "oomScoreAdj"), f"must be between -1000 and 1000, got {proc.oom_score_adj}")
     caps = opt(doc, "capabilities", dict, path, None)
     if caps is not None:
-        where = "process.capabilities"
+        where = join(path, "capabilities")
         proc.capabilities = {k: str_list(caps, k, where) for k in caps}
     proc.apparmor_profile = opt(doc, "apparmorProfile", str, path, "")
     proc.selinux_label = opt(doc, "selinuxLabel", str, path, "")
@@ -228,24 +230,23 @@ def _env(doc: dict[str, Any], path: str) -> list[str]:
     env = str_list(doc, "env", path)
     for i, entry in enumerate(env):
         if "=" not in entry:
-            raise SpecError(f"{path}.env[{i}]", f"must have the form KEY=VALUE, got {entry!r}")
+            raise SpecError(join(join(path, "env"), i), f"must have the form KEY=VALUE, got {entry!r}")
     return env
 
 
-def _user(doc: dict[str, Any]) -> User:
-    path = "process.user"
+def _user(doc: dict[str, Any], path: str) -> User:
     user = User(uid=uint(doc, "uid", path, 0) or 0, gid=uint(doc, "gid", path, 0) or 0)
     user.umask = uint(doc, "umask", path)
     gids = opt(doc, "additionalGids", list, path, [])
-    user.additional_gids = [uint_value(g, f"process.user.additionalGids[{i}]") for i, g in enumerate(gids)]
+    user.additional_gids = [uint_value(g, join(join(path, "additionalGids"), i)) for i, g in enumerate(gids)]
     return user
 
 
-def _rlimits(doc: dict[str, Any]) -> list[Rlimit]:
+def _rlimits(doc: dict[str, Any], process_path: str) -> list[Rlimit]:
     out: list[Rlimit] = []
     seen: set[str] = set()
-    for i, item in enumerate(_objects(doc, "rlimits", "process")):
-        path = f"process.rlimits[{i}]"
+    for i, item in enumerate(_objects(doc, "rlimits", process_path)):
+        path = join(join(process_path, "rlimits"), i)
         kind = one_of(req(item, "type", str, path), RLIMIT_TYPES, f"{path}.type")
         if kind in seen:
             raise SpecError(f"{path}.type", f"{kind} is given more than once")
