@@ -355,8 +355,9 @@ def test_cgroup_mount_shows_each_host_hierarchy_at_the_container_cgroup(runtime:
             path = own.get("", "/")
         else:  # the /proc/self/cgroup line naming this hierarchy's controllers (or name=...)
             path = next(p for c, p in own.items() if c and set(c.split(",")) <= h["super"])
-        # A bind of the container's own cgroup (the runtime's, as hull-runtime creates none):
-        # the host's tree above it is not visible.
+        # A bind of the container's own cgroup (by default its ID, "c1", below the runtime's
+        # own, as runc's): the host's tree above it is not visible.
+        path = os.path.join(path, "c1")
         assert m["root"] == os.path.normpath(os.path.join("/", os.path.relpath(path, h["root"]))), (point, m, path)
 
 

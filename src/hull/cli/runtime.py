@@ -52,10 +52,29 @@ RUN_FLAGS = [
     Flag("no-subreaper", help="disable the use of the subreaper used to reap reparented processes"),
 ]
 
+EXEC_FLAGS = [
+    Flag("console-socket", True, help="path to an AF_UNIX socket which will receive the pty master"),
+    Flag("cwd", True, help="current working directory in the container"),
+    Flag("env", True, ("e",), "set environment variables", repeated=True),
+    Flag("tty", aliases=("t",), help="allocate a pseudo-TTY"),
+    Flag("user", True, ("u",), "UID (format: <uid>[:<gid>])"),
+    Flag("additional-gids", True, ("g",), "additional gids", repeated=True),
+    Flag("process", True, ("p",), "path to the process.json"),
+    Flag("detach", aliases=("d",), help="detach from the container's process"),
+    Flag("pid-file", True, help="specify the file to write the process id to"),
+    Flag("process-label", True, help="set the asm process label for the process commonly used with selinux"),
+    Flag("apparmor", True, help="set the apparmor profile for the process"),
+    Flag("no-new-privs", help="set the no new privileges value for the process"),
+    Flag("cap", True, ("c",), "add a capability to the bounding set for the process", repeated=True),
+    Flag("preserve-fds", True, help="pass N additional file descriptors to the container"),
+    Flag("cgroup", True, help="run the process in an (existing) sub-cgroup(s)", repeated=True),
+    Flag("ignore-paused", help="allow exec in a paused container"),
+]
+
 
 class Context:
     def __init__(self, opts: Parsed) -> None:
-        self.root = opts.value("root", "/run/hull-runtime")
+        self.root = opts.value("root", _default_root())
         self.log_path = opts.value("log")
         self.log_format = opts.value("log-format", "text")
         self.debug = opts.flag("debug")
@@ -64,6 +83,14 @@ class Context:
         from hull.runtime.store import Store
 
         return Store(self.root)
+
+
+def _default_root() -> str:
+    # As runc: an unprivileged user's state lives in its own runtime directory.
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    if os.geteuid() != 0 and runtime_dir:
+        return os.path.join(runtime_dir, "hull-runtime")
+    return "/run/hull-runtime"
 
 
 def _one_id(args: list[str], command: str) -> str:
@@ -91,6 +118,9 @@ def _create_options(opts: Parsed) -> CreateOptions:
 
 
 def cmd_create(ctx: Context, argv: list[str]) -> int:
+    from hull.runtime import cgroups
+
+    cgroups.start_migration_grace_period()
     from hull.runtime import create
 
     opts = parse(argv, CREATE_FLAGS)
@@ -99,6 +129,9 @@ def cmd_create(ctx: Context, argv: list[str]) -> int:
 
 
 def cmd_run(ctx: Context, argv: list[str]) -> int:
+    from hull.runtime import cgroups
+
+    cgroups.start_migration_grace_period()
     from hull.runtime import run
 
     opts = parse(argv, RUN_FLAGS)
@@ -212,6 +245,89 @@ def cmd_features(ctx: Context, argv: list[str]) -> int:
     return 0
 
 
+def cmd_exec(ctx: Context, argv: list[str]) -> int:
+    from hull.runtime.errors import RuntimeFailure
+    from hull.runtime.exec import ExecOptions, exec_process
+
+    # runc's exec stops at the container ID (SkipArgReorder): what follows is the command.
+    opts = parse(argv, EXEC_FLAGS)
+    if not opts.args:
+        raise UsageError('"exec" requires a minimum of 1 argument(s)')
+    gids = []
+    for value in opts.all_values("additional-gids"):
+        try:
+            gids.append(int(value))
+        except ValueError:
+            reason = f'strconv.ParseInt: parsing "{value}": invalid syntax'
+            raise UsageError(f'invalid value "{value}" for flag -additional-gids: {reason}') from None
+    fds = opts.value("preserve-fds", "0")
+    if not fds.isdigit():
+        raise UsageError(f'invalid value "{fds}" for flag -preserve-fds: parse error')
+    options = ExecOptions(
+        args=opts.args[1:],
+        process_path=opts.value("process"),
+        tty=opts.flag("tty") if "tty" in opts.values else None,
+        console_socket=opts.value("console-socket"),
+        detach=opts.flag("detach"),
+        pid_file=os.path.abspath(opts.value("pid-file")) if opts.value("pid-file") else "",
+        cwd=opts.value("cwd"),
+        env=opts.all_values("env"),
+        user=opts.value("user"),
+        additional_gids=gids,
+        caps=opts.all_values("cap"),
+        no_new_privs=opts.flag("no-new-privs") if "no-new-privs" in opts.values else None,
+        preserve_fds=int(fds),
+        process_label=opts.value("process-label"),
+        apparmor=opts.value("apparmor"),
+        ignore_paused=opts.flag("ignore-paused"),
+        cgroup=opts.all_values("cgroup"),
+    )
+    try:
+        return exec_process(ctx.store(), opts.args[0], options)
+    except (RuntimeFailure, OSError) as err:
+        # runc: every failure of exec is "exec failed: ..." with exit status 255.
+        if isinstance(err, OSError):
+            where = f": {err.filename}" if err.filename else ""
+            message = f"{err.strerror}{where}"
+        else:
+            message = str(err)
+        _log_error(ctx, f"exec failed: {message}")
+        return 255
+
+
+def cmd_pause(ctx: Context, argv: list[str]) -> int:
+    from hull.runtime import cgroup_ops
+
+    cgroup_ops.pause(ctx.store(), _one_id(parse(argv, []).args, "pause"))
+    return 0
+
+
+def cmd_resume(ctx: Context, argv: list[str]) -> int:
+    from hull.runtime import cgroup_ops
+
+    cgroup_ops.resume(ctx.store(), _one_id(parse(argv, []).args, "resume"))
+    return 0
+
+
+def cmd_ps(ctx: Context, argv: list[str]) -> int:
+    from hull.runtime import cgroup_ops
+
+    opts = parse(argv, [Flag("format", True, ("f",), "select one of: table or json (default: table)")])
+    if not opts.args:
+        raise UsageError('"ps" requires a minimum of 1 argument(s)')
+    fmt = opts.value("format", "table")
+    if fmt not in ("table", "json"):
+        raise UsageError("invalid format option")
+    pids = cgroup_ops.processes(ctx.store(), opts.args[0])
+    if fmt == "json":
+        # Go's encoding of the PID slice: compact, and null when there is none.
+        print("[" + ",".join(map(str, pids)) + "]" if pids else "null")
+        return 0
+    for line in cgroup_ops.ps_table(pids, opts.args[1:]):
+        print(line)
+    return 0
+
+
 def cmd_unsupported(name: str) -> Callable[[Context, list[str]], int]:
     def command(ctx: Context, argv: list[str]) -> int:
         from hull.runtime.errors import Unsupported
@@ -231,10 +347,11 @@ COMMANDS: dict[str, Callable[[Context, list[str]], int]] = {
     "list": cmd_list,
     "spec": cmd_spec,
     "features": cmd_features,
-    **{
-        name: cmd_unsupported(name)
-        for name in ("exec", "pause", "resume", "ps", "events", "update", "checkpoint", "restore")
-    },
+    "exec": cmd_exec,
+    "pause": cmd_pause,
+    "resume": cmd_resume,
+    "ps": cmd_ps,
+    **{name: cmd_unsupported(name) for name in ("events", "update", "checkpoint", "restore")},
 }
 
 DESCRIPTIONS = {
@@ -247,6 +364,10 @@ DESCRIPTIONS = {
     "list": "lists containers started by hull-runtime with the given root",
     "spec": "create a new specification file",
     "features": "show the enabled features",
+    "exec": "execute new process inside the container",
+    "pause": "pause suspends all processes inside the container",
+    "resume": "resumes all processes that have been previously paused",
+    "ps": "ps displays the processes running inside a container",
 }
 
 

@@ -18,6 +18,8 @@ from hull.runtime.store import ContainerDir, Record, Store, is_alive, process_st
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from hull.oci.runtime_config import Config
 
 SIGKILL = 9
@@ -73,14 +75,14 @@ def reap(pid: int) -> None:
 def start(store: Store, container_id: str) -> None:
     with store.open(container_id) as cdir:
         record = cdir.read()
-        status = cdir.status(record)
+        status = status_of(cdir, record)
         if status == "running":
             raise InvalidState("cannot start an already running container")
         if status == "stopped":
             raise InvalidState("cannot start a container that has stopped")
         if status != "created":
             raise InvalidState(f"cannot start a container in the {status} state")
-        _signal_start(cdir, state_json(record, "running"))
+        _signal_start(cdir, state_json(record, "running"), record)
         # Init removes the socket, whose absence marks "running", unless it may
         # not write the state directory (a user namespace's root mapped to an
         # unprivileged host UID); then start does, as runc's removes exec.fifo.
@@ -93,26 +95,55 @@ def start(store: Store, container_id: str) -> None:
     run_recorded_hooks("poststart", record, state_json(record, "running"))
 
 
-def _signal_start(cdir: ContainerDir, state: bytes) -> None:
+def _signal_start(cdir: ContainerDir, state: bytes, record: Record) -> None:
+    profile = (record.config.get("linux") or {}).get("seccomp")
     sock = unixsock.connect(cdir.start_socket)
     try:
         sock.sendall(b"start" + state)
         unixsock.shutdown_write(sock)
-        reply = unixsock.read_all(sock)
+        if profile and profile.get("listenerPath"):
+            reply = _relay_seccomp_fd(sock, profile, record)
+        else:
+            reply = unixsock.read_all(sock)
     finally:
         sock.close()
     if reply.startswith(b"error "):
         raise SetupError(f"unable to start container process: {reply[6:].decode(errors='replace')}")
 
 
+def _relay_seccomp_fd(sock: unixsock.Socket, profile: dict[str, Any], record: Record) -> bytes:
+    # config-linux.md "listenerPath": init loads the filter but cannot reach the
+    # host's socket, so start sends the notify fd on; the state is "created"
+    # (runtime.md: the user's program has not run yet).
+    from hull.runtime import seccomp
+
+    try:
+        return seccomp.read_start_reply(sock, profile, record.pid, state_json(record, "created"))
+    except SetupError:
+        # runtime.md "Errors": the agent never got the fd; the container must not run without it.
+        os.kill(record.pid, SIGKILL)
+        raise
+
+
 def warn(message: str) -> None:
     os.write(2, f"hull-runtime: warning: {message}\n".encode())
+
+
+def status_of(cdir: ContainerDir, record: Record) -> str:
+    """The lifecycle status, "paused" included: a live container whose cgroup is frozen (runc's isPaused)."""
+    status = cdir.status(record)
+    if status in ("created", "running") and record.cgroup_paths:
+        from hull.runtime import cgroups
+
+        if cgroups.is_frozen(record.cgroup_paths):
+            return "paused"
+    return status
 
 
 def state(store: Store, container_id: str) -> State:
     with store.peek(container_id) as cdir:
         record = cdir.read()
-        return to_state(record, cdir.status(record))
+        return to_state(record, status_of(cdir, record))
 
 
 def list_states(store: Store) -> list[State]:
@@ -122,7 +153,7 @@ def list_states(store: Store) -> list[State]:
         try:
             with store.peek(container_id) as cdir:
                 record = cdir.read()
-                current = to_state(record, cdir.status(record))
+                current = to_state(record, status_of(cdir, record))
                 current.owner = _user_name(os.stat(cdir.path).st_uid)
         except (ContainerNotFound, FileNotFoundError):
             continue
@@ -142,10 +173,15 @@ def _user_name(uid: int) -> str:
 def kill(store: Store, container_id: str, signum: int, all_processes: bool = False) -> None:
     with store.open(container_id) as cdir:
         record = cdir.read()
-        status = cdir.status(record)
-        if status not in ("created", "running"):
+        status = status_of(cdir, record)
+        if status not in ("created", "running", "paused"):
             raise InvalidState("container not running")
-        if all_processes:
+        if all_processes and record.cgroup_paths:
+            from hull.runtime import cgroups
+
+            # runc's signalAllProcesses: everything in the container's cgroup, frozen meanwhile.
+            cgroups.signal_all(record.cgroup_paths, signum)
+        elif all_processes:
             for pid in _container_processes(record):
                 _signal(pid, signum)
         else:
@@ -174,6 +210,23 @@ def _container_processes(record: Record) -> list[int]:
     return pids
 
 
+def _remove_cgroup(record: Record) -> None:
+    from hull.runtime import cgroups
+
+    linux = record.config.get("linux") or {}
+    pid_ns = next((ns for ns in linux.get("namespaces") or [] if ns.get("type") == "pid"), None)
+    if pid_ns is None or pid_ns.get("path"):
+        # runc's destroy: without a PID namespace of its own, the container's
+        # processes outlive init and the cgroup is what finds them. With one,
+        # they died with init, and the cgroup (which another container given
+        # the same cgroupsPath may share) is not searched.
+        cgroups.kill_all(record.cgroup_paths)
+    try:
+        cgroups.remove(record.cgroup_paths)
+    except SetupError as err:
+        warn(str(err))  # still in use (a shared cgroupsPath): the state goes anyway
+
+
 def delete(store: Store, container_id: str, force: bool = False) -> None:
     with store.open(container_id) as cdir:
         try:
@@ -181,17 +234,25 @@ def delete(store: Store, container_id: str, force: bool = False) -> None:
         except ContainerNotFound:
             cdir.remove()  # a create killed before it wrote any state
             return
-        status = cdir.status(record)
-        if status in ("running", "creating") and not force:
+        status = status_of(cdir, record)
+        if status in ("running", "creating", "paused") and not force:
             raise InvalidState(f"cannot delete container {container_id} that is not stopped: {status}")
         if status == "creating":
             _signal(record.creator_pid, SIGKILL)
+            # Gone before its cgroup is removed: it would make it again.
+            reap(record.creator_pid)
         # Not only when created or running: the init of a create that was
         # killed half-way reads "stopped" (its creator is gone) but may still
         # be alive, running a createContainer hook say, and must go too.
         if is_alive(record.pid, record.pid_start):
             for pid in _container_processes(record):
                 _signal(pid, SIGKILL)
+            if status == "paused":
+                from hull.runtime import cgroups
+
+                cgroups.thaw(record.cgroup_paths)  # frozen tasks only die once thawed
             reap(record.pid)
+        if record.cgroup_paths:
+            _remove_cgroup(record)
         cdir.remove()
     run_recorded_hooks("poststop", record, state_json(record, "stopped"))

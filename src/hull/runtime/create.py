@@ -14,8 +14,8 @@ import time
 from hull.oci.records import record
 from hull.oci.runtime_config import Config
 from hull.runtime import bundle as bundle_mod
-from hull.runtime import namespaces, unixsock
-from hull.runtime.container import SIGKILL, reap, run_hooks, state_json
+from hull.runtime import cgroups, namespaces, unixsock
+from hull.runtime.container import SIGKILL, reap, run_hooks, state_json, warn
 from hull.runtime.errors import RuntimeFailure, SetupError
 from hull.runtime.init import InitContext, intermediate
 from hull.runtime.store import ContainerDir, Record, Store, process_start_time
@@ -56,9 +56,13 @@ def create(store: Store, container_id: str, opts: CreateOptions) -> int:
         creator_pid=os.getpid(),
         creator_start=process_start_time(os.getpid()) or 0,
         annotations=config.annotations,
+        cgroup_paths=cgroups.resolve(config.linux.cgroups_path, container_id),
     )
     try:
+        # Recorded before the directories exist, so that ``delete`` finds
+        # them after a create killed half-way.
         cdir.write(record)
+        _setup_cgroups(record, config)
         _spawn(cdir, record, config, opts)
     except BaseException:
         _destroy(cdir, record)
@@ -67,6 +71,23 @@ def create(store: Store, container_id: str, opts: CreateOptions) -> int:
         _write_pid_file(opts.pid_file, record.pid)
     cdir.close()
     return record.pid
+
+
+def _setup_cgroups(record: Record, config: Config) -> None:
+    """Make the container's cgroups and write linux.resources, before anything joins them."""
+    from hull.runtime.cgroup_resources import warnings
+
+    for message in warnings(config.linux.resources):
+        warn(message)
+    present = cgroups.pids(record.cgroup_paths)
+    if present:
+        # runc 1.1's words; it goes on too (1.2 refuses).
+        warn(f"container's cgroup is not empty: {len(present)} process(es) found")
+    # runc's rootless mode (--rootless auto: not root on the host).
+    rootless = os.geteuid() != 0 and not config.linux.cgroups_path
+    record.cgroup_paths = paths = cgroups.create(record.cgroup_paths, rootless)
+    devices = frozenset(d.path for d in config.linux.devices)
+    cgroups.apply(paths, config.linux.resources, devices, rootless)
 
 
 def _check_console_flags(config: Config, opts: CreateOptions) -> None:
@@ -93,8 +114,10 @@ def _spawn(cdir: ContainerDir, record: Record, config: Config, opts: CreateOptio
         preserved_fds=preserved,
         console_fd=console_sock.fileno() if console_sock else -1,
         extra_env=extra_env,
+        cgroup_paths=record.cgroup_paths,
     )
     ours, theirs = pair()
+    cgroups.await_migration_grace_period()
     try:
         child = os.fork()
         if child == 0:
@@ -133,6 +156,14 @@ def _drive(cdir: ContainerDir, record: Record, config: Config, chan: Channel, ch
             chan.unread(queued)
         record.pid = message["pid"]
         record.pid_start = process_start_time(record.pid) or 0
+    except BaseException:
+        # The intermediate may be blocked on the channel waiting for an answer
+        # (say "mapped", after writing the ID maps failed) that will not come.
+        try:
+            os.kill(child, SIGKILL)
+        except ProcessLookupError:
+            pass
+        raise
     finally:
         os.waitpid(child, 0)
     cdir.write(record)
@@ -194,4 +225,10 @@ def _destroy(cdir: ContainerDir, record: Record) -> None:
         except ProcessLookupError:
             pass
         reap(record.pid)
+    try:
+        cgroups.remove(record.cgroup_paths)
+    except SetupError as err:
+        # A process the config let outlive init (no PID namespace) holds it;
+        # ``delete --force`` kills what is left in the cgroup and retries.
+        warn(str(err))
     cdir.remove()

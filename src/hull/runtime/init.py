@@ -15,8 +15,8 @@ import os
 
 from hull.oci.records import field, record
 from hull.oci.runtime_config import Config, Hook
+from hull.runtime import cgroups, namespaces, privileges, process, rootfs, seccomp, unixsock
 from hull.runtime import linux as L
-from hull.runtime import namespaces, privileges, process, rootfs, unixsock
 from hull.runtime.errors import RuntimeFailure, SetupError
 from hull.runtime.mount_options import PROPAGATION
 from hull.runtime.paths import mkdir_all_in
@@ -38,6 +38,7 @@ class InitContext:
     preserved_fds: int = 0  # fds 3 .. 3+n-1 pass into the container
     console_fd: int = -1
     extra_env: list[str] = field(default_factory=list)
+    cgroup_paths: dict[str, str] = field(default_factory=dict)
 
 
 def intermediate(ctx: InitContext, chan: Channel) -> None:
@@ -54,6 +55,11 @@ def intermediate(ctx: InitContext, chan: Channel) -> None:
         listener = unixsock.listen(ctx.state_dir, START_SOCKET)
         state_fd = os.open(ctx.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         plan = namespaces.plan(ctx.config.linux)
+        # Into the container's cgroups before any namespace: a new cgroup
+        # namespace is rooted at the cgroup of the process that unshares it
+        # (runc's init joins them before nsexec unshares too), and every
+        # process forked from here on is accounted to the container.
+        cgroups.join(ctx.cgroup_paths)
         namespaces.join(namespaces.open_join_fds(plan))
         if plan.new_user:
             L.unshare(L.CLONE_NEWUSER)
@@ -120,6 +126,11 @@ def _prepare(ctx: InitContext, chan: Channel, in_user_ns: bool) -> None:
     if proc.terminal:
         _setup_console(ctx)
     _set_names_and_sysctls(config)
+    if proc.apparmor_profile or proc.selinux_label:
+        # runc sets both here, during create, for the process's execve(2).
+        from hull.runtime import lsm
+
+        lsm.apply(proc)
     rootfs.readonly_paths(config.linux.readonly_paths)
     rootfs.mask_paths(config.linux.masked_paths)
     if config.root.readonly:
@@ -140,6 +151,11 @@ def _import_what_runs_after_pivot(config: Config) -> None:
         import hull.runtime.console  # noqa: F401
     if config.hooks.get("startContainer"):
         import hull.runtime.hooks  # noqa: F401
+    if proc is not None and (proc.apparmor_profile or proc.selinux_label):
+        import hull.runtime.lsm  # noqa: F401
+    if config.linux.seccomp is not None:
+        # Also dlopens libseccomp.so.2 from the host while it is reachable.
+        import hull.runtime.libseccomp  # noqa: F401
 
 
 def _join_keyring(container_id: str) -> None:
@@ -230,6 +246,8 @@ def _finish_and_exec(ctx: InitContext, conn: unixsock.Socket, state_json: bytes)
         env = process.with_home(proc.env + ctx.extra_env, proc.user.uid)
         path = process.lookup_executable(proc.args[0], env)
         _run_hooks("startContainer", ctx.config.hooks.get("startContainer", []), state_json)
+        # A seccomp notify fd goes to start, which sends it to the agent (seccomp.py).
+        seccomp.relay_notify_fd_through(conn)
         privileges.finalize(proc, ctx.config.linux.seccomp, state_json, lambda: _enter_cwd(proc.cwd))
         for fd in range(3, first_closed):
             os.set_inheritable(fd, True)

@@ -63,12 +63,23 @@ AT_EMPTY_PATH = 0x1000
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_IS_SET = 1
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_LOWER = 3
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+PROC_SUPER_MAGIC = 0x9FA0
 
 KEYCTL_JOIN_SESSION_KEYRING = 1
 
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "keyctl": 250, "mount_setattr": 442},
-    "aarch64": {"pivot_root": 41, "keyctl": 219, "mount_setattr": 442},
+    "x86_64": {"pivot_root": 155, "keyctl": 250, "mount_setattr": 442, "capget": 125, "capset": 126},
+    "aarch64": {"pivot_root": 41, "keyctl": 219, "mount_setattr": 442, "capget": 90, "capset": 91},
 }
 _NR = _SYSCALLS.get(os.uname().machine, _SYSCALLS["x86_64"])
 
@@ -120,6 +131,43 @@ def setdomainname(name: str) -> None:
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     args = [ctypes.c_ulong(a) for a in (arg2, arg3, arg4, arg5)]
     return _check(_libc.prctl(option, *args))
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def capget() -> tuple[int, int, int]:
+    """This thread's (effective, permitted, inheritable) sets as 64-bit masks (capget(2), version 3)."""
+    data = (_CapData * 2)()
+    _check(_libc.syscall(_NR["capget"], ctypes.byref(_CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)), data))
+    lo, hi = data
+    return (
+        lo.effective | hi.effective << 32,
+        lo.permitted | hi.permitted << 32,
+        lo.inheritable | hi.inheritable << 32,
+    )
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """Set this thread's three capability sets from 64-bit masks (capset(2), version 3)."""
+    low, high = 0xFFFFFFFF, 32
+    data = (_CapData * 2)(
+        _CapData(effective & low, permitted & low, inheritable & low),
+        _CapData(effective >> high, permitted >> high, inheritable >> high),
+    )
+    _check(_libc.syscall(_NR["capset"], ctypes.byref(_CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)), data))
+
+
+def fstatfs_type(fd: int) -> int:
+    """The f_type of the filesystem ``fd`` is on (fstatfs(2)); f_type is struct statfs's first word."""
+    buf = (ctypes.c_long * 32)()
+    _check(_libc.fstatfs(fd, buf))
+    return buf[0] & 0xFFFFFFFF
 
 
 def join_session_keyring(name: str) -> None:

@@ -145,10 +145,17 @@ def _run_map_helper(helper: str, pid: int, mappings: list[IDMapping]) -> None:
     args = [helper, str(pid)]
     for m in mappings:
         args += [str(m.container_id), str(m.host_id), str(m.size)]
-    child = os.posix_spawn(path, args, os.environ)
+    # Its complaint (a range /etc/subuid does not allow, say) becomes part of our one error line.
+    read_end, write_end = os.pipe()
+    try:
+        child = os.posix_spawn(path, args, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, write_end, 2)])
+    finally:
+        os.close(write_end)
+    with open(read_end, "rb") as f:
+        complaint = f.read(4096).decode(errors="replace").strip().replace("\n", "; ")
     _, status = os.waitpid(child, 0)
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SetupError(f"{field}: {helper} {' '.join(args[1:])} failed (exit {os.waitstatus_to_exitcode(status)})")
+        raise SetupError(f"{field}: {helper} {' '.join(args[1:])} failed: {complaint or 'no reason given'}")
 
 
 def format_time_offsets(linux: Linux) -> str:
