@@ -832,7 +832,6 @@ def test_podman_exec(podman: Podman) -> None:  # noqa: F811
         _ok(podman("rm", "--force", "--time", "0", name))
 
 
-@pytest.mark.xfail(strict=True, reason="init's last execve (process.execute) does not go through exec_trampoline yet")
 def test_cve_2019_5736_proc_self_exe_interpreter_for_the_container_process(runtime: Runtime, make_bundle) -> None:
     """The same hole through ``run``: the container's own process starting "#!/proc/self/exe"."""
     host_python = os.stat(os.path.realpath(sys.executable))

@@ -383,3 +383,16 @@ def test_listen_fds_for_another_process_are_not_taken(runtime: Runtime, make_bun
     fds, environ = started_fds(caller, make_bundle(["sleep", "30"]))
     assert sorted(fds) == [0, 1, 2]
     assert [e for e in environ if e.startswith("LISTEN_")] == []
+
+
+def test_a_program_the_kernel_cannot_execute_fails_as_with_runc(runtime: Runtime, runc: Runtime, make_bundle) -> None:
+    # The last execve goes through the sealed trampoline (CVE-2019-5736); its failure still reads as runc's.
+    bundle = make_bundle(["/bin/garbage"])
+    garbage = bundle / "rootfs" / "bin" / "garbage"
+    garbage.write_bytes(b"\x00\x01 not a program\n")
+    garbage.chmod(0o755)
+    for rt in (runtime, runc):
+        proc = rt("run", "--bundle", str(bundle), "garbage", check=False)
+        assert proc.returncode == 1, (rt.argv, proc.stderr)
+        assert "exec /bin/garbage: exec format error" in proc.stderr, (rt.argv, proc.stderr)
+        assert rt("list", "--quiet").stdout == ""

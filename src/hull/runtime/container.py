@@ -109,6 +109,10 @@ def _signal_start(cdir: ContainerDir, state: bytes, record: Record) -> None:
         sock.close()
     if reply.startswith(b"error "):
         raise SetupError(f"unable to start container process: {reply[6:].decode(errors='replace')}")
+    if len(reply) == 1:
+        # The exec trampoline's report of a failed last execve: its errno (exec_trampoline.py).
+        args = ((record.config.get("process") or {}).get("args")) or ["?"]
+        raise SetupError(f"unable to start container process: exec {args[0]}: {os.strerror(reply[0]).lower()}")
 
 
 def _relay_seccomp_fd(sock: unixsock.Socket, profile: dict[str, Any], record: Record) -> bytes:

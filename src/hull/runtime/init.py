@@ -15,7 +15,7 @@ import os
 
 from hull.oci.records import field, record
 from hull.oci.runtime_config import Config, Hook
-from hull.runtime import cgroups, namespaces, privileges, process, rootfs, seccomp, unixsock
+from hull.runtime import cgroups, exec_trampoline, namespaces, privileges, process, rootfs, seccomp, unixsock
 from hull.runtime import linux as L
 from hull.runtime.errors import RuntimeFailure, SetupError
 from hull.runtime.mount_options import PROPAGATION
@@ -85,11 +85,13 @@ def intermediate(ctx: InitContext, chan: Channel) -> None:
 
 def container_init(ctx: InitContext, chan: Channel, listener: unixsock.Socket, state_fd: int, in_user_ns: bool) -> None:
     try:
+        # Made now: after pivot_root the trampoline's module could not be imported.
+        trampoline = exec_trampoline.sealed_memfd()
         _prepare(ctx, chan, in_user_ns)
         chan.send("ready")
         chan.close()
         conn, state_json = _wait_for_start(listener, state_fd)
-        _finish_and_exec(ctx, conn, state_json)
+        _finish_and_exec(ctx, conn, state_json, trampoline)
     except SystemExit:
         pass  # already reported to start over its connection
     except BaseException as err:  # noqa: BLE001
@@ -235,14 +237,14 @@ def _wait_for_start(listener: unixsock.Socket, state_fd: int) -> tuple[unixsock.
     return conn, message[len(b"start") :]
 
 
-def _finish_and_exec(ctx: InitContext, conn: unixsock.Socket, state_json: bytes) -> None:
+def _finish_and_exec(ctx: InitContext, conn: unixsock.Socket, state_json: bytes, trampoline: int) -> None:
     proc = ctx.config.process
     assert proc is not None
     first_closed = 3 + ctx.preserved_fds
     try:
         # Before the cwd and the executable are looked up (CVE-2024-21626);
         # conn stays for reporting a failure and closes on exec.
-        process.close_fds_from(first_closed, keep=(conn.fileno(),))
+        process.close_fds_from(first_closed, keep=(conn.fileno(), trampoline))
         env = process.with_home(proc.env + ctx.extra_env, proc.user.uid)
         path = process.lookup_executable(proc.args[0], env)
         _run_hooks("startContainer", ctx.config.hooks.get("startContainer", []), state_json)
@@ -251,6 +253,13 @@ def _finish_and_exec(ctx: InitContext, conn: unixsock.Socket, state_json: bytes)
         privileges.finalize(proc, ctx.config.linux.seccomp, state_json, lambda: _enter_cwd(proc.cwd))
         for fd in range(3, first_closed):
             os.set_inheritable(fd, True)
+        if trampoline >= 0 and conn.fileno() < 128:
+            # CVE-2019-5736: the program is exec'd by a sealed memfd, never by
+            # this copy of the host's interpreter (a "#!/proc/self/exe" script
+            # would otherwise run the host's file inside the container). A
+            # failed execve comes back on conn as one errno byte.
+            os.set_inheritable(conn.fileno(), True)
+            exec_trampoline.execute(trampoline, conn.fileno(), path, proc.args, env)
         process.execute(path, proc.args, env)
     except BaseException as err:  # noqa: BLE001
         conn.sendall(b"error " + _message(err).encode())
