@@ -297,3 +297,62 @@ def test_docker_detached_stop_and_rm(docker: Docker) -> None:
         ]
     finally:
         _ok(docker("rm", "--force", cid))
+
+
+# ---------------------------------------------------------------- podman: resources and privileges
+
+
+def _both(podman: Podman, *args: str) -> dict[str, subprocess.CompletedProcess[str]]:
+    """The same podman command under runc and hull-runtime."""
+    return {name: podman(*args, runtime=path) for name, path in (("runc", "/usr/bin/runc"), ("hull", HULL_RUNTIME))}
+
+
+def test_podman_memory_and_pids_limits(podman: Podman) -> None:
+    script = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"
+    seen = _both(
+        podman, "run", "--rm", "--network", "none", "--memory", "64m", "--pids-limit", "50", IMAGE, "sh", "-c", script
+    )
+    assert _ok(seen["hull"]) == _ok(seen["runc"]) == "67108864\n50\n"
+    # The limit holds: more than 50 processes cannot be started.
+    # Counted with shell built-ins only: at the limit, nothing more can be forked.
+    fork_bomb = (
+        "(for i in $(seq 60); do sleep 5 & done) 2>/dev/null; n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo $n"
+    )
+    count = int(_ok(podman("run", "--rm", "--network", "none", "--pids-limit", "20", IMAGE, "sh", "-c", fork_bomb)))
+    assert 15 <= count <= 20  # forks went on up to the limit, not past it
+
+
+def test_podman_cap_drop_all(podman: Podman) -> None:
+    script = "grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status; chown 1:1 /tmp && echo chowned || echo refused"
+    seen = _both(podman, "run", "--rm", "--network", "none", "--cap-drop", "ALL", IMAGE, "sh", "-c", script)
+    out = _ok(seen["hull"])
+    assert out == _ok(seen["runc"])
+    assert out.splitlines() == ["CapPrm:\t0000000000000000", "CapEff:\t0000000000000000",
+                                "CapBnd:\t0000000000000000", "refused"]  # fmt: skip
+
+
+def test_podman_seccomp_profile(podman: Podman, tmp_path: Path) -> None:
+    # docker/podman's profile format: allow everything but mkdir/mkdirat, which fail with EACCES (13).
+    profile = tmp_path / "seccomp.json"
+    profile.write_text(
+        '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"],'
+        ' "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}'
+    )
+    script = "mkdir /tmp/x 2>&1; test -d /tmp/x && echo made || echo not-made"
+    args = ["run", "--rm", "--network", "none", "--security-opt", f"seccomp={profile}", IMAGE, "sh", "-c", script]
+    seen = _both(podman, *args)
+    assert _ok(seen["hull"]) == _ok(seen["runc"])
+    assert "Permission denied" in _ok(seen["hull"]) and _ok(seen["hull"]).endswith("not-made\n")
+    # And without the option, podman's default profile is in force (a filter in mode 2, SECCOMP_MODE_FILTER).
+    seen = _both(podman, "run", "--rm", "--network", "none", IMAGE, "grep", "^Seccomp", "/proc/self/status")
+    assert _ok(seen["hull"]) == _ok(seen["runc"])
+    assert _ok(seen["hull"]).startswith("Seccomp:\t2\n")
+
+
+def test_docker_exec(docker: Docker) -> None:
+    cid = _ok(docker("run", "-d", "--runtime", "hull", "--network", "none", "busybox:test", "sleep", "100")).strip()
+    try:
+        assert _ok(docker("exec", "-u", "1000", "-w", "/tmp", cid, "sh", "-c", "id -u; pwd")) == "1000\n/tmp\n"
+        assert docker("exec", cid, "sh", "-c", "exit 4").returncode == 4
+    finally:
+        _ok(docker("rm", "--force", cid))
