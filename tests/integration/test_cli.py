@@ -132,6 +132,16 @@ def test_systemd_cgroup_is_refused_clearly(runtime: Runtime, make_bundle) -> Non
     assert runtime("list", "--quiet").stdout == ""
 
 
+@pytest.mark.parametrize("command", ["checkpoint", "restore"])
+def test_checkpoint_and_restore_are_refused_clearly(runtime: Runtime, make_bundle, command: str) -> None:
+    bundle = make_bundle(["sleep", "30"])
+    runtime("create", "--bundle", str(bundle), "cr1")
+    proc = runtime(command, "cr1", check=False)
+    assert proc.returncode == 1
+    assert _error_line(proc.stderr) == f'"{command}" is not supported by hull-runtime (no CRIU support)'
+    assert json.loads(runtime("state", "cr1").stdout)["status"] == "created"  # the container is untouched
+
+
 def test_unknown_flag_and_command(runtime: Runtime) -> None:
     proc = runtime("--nope", "list", check=False)
     assert proc.returncode == 1 and "flag provided but not defined: -nope" in proc.stderr
