@@ -14,7 +14,7 @@ import time
 from hull.oci.records import record
 from hull.oci.runtime_config import Config
 from hull.runtime import bundle as bundle_mod
-from hull.runtime import cgroups, namespaces, unixsock
+from hull.runtime import cgroups, forwarding, namespaces, unixsock
 from hull.runtime.container import SIGKILL, reap, run_hooks, state_json, warn
 from hull.runtime.errors import RuntimeFailure, SetupError
 from hull.runtime.init import InitContext, intermediate
@@ -68,7 +68,7 @@ def create(store: Store, container_id: str, opts: CreateOptions) -> int:
         _destroy(cdir, record)
         raise
     if opts.pid_file:
-        _write_pid_file(opts.pid_file, record.pid)
+        forwarding.write_pid_file(opts.pid_file, record.pid)
     cdir.close()
     return record.pid
 
@@ -209,12 +209,6 @@ def _occupy_preserved(count: int) -> None:
                 os.close(null)
 
 
-def _write_pid_file(path: str, pid: int) -> None:
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.replace(tmp, path)
 
 
 def _destroy(cdir: ContainerDir, record: Record) -> None:

@@ -40,7 +40,17 @@ from hull.oci import jsonfast
 from hull.oci._parse import SpecError
 from hull.oci.records import field, record
 from hull.oci.runtime_config import Config, Process, User, parse_config, parse_process
-from hull.runtime import cgroups, container, exec_trampoline, namespaces, privileges, process, seccomp, unixsock
+from hull.runtime import (
+    cgroups,
+    container,
+    exec_trampoline,
+    forwarding,
+    namespaces,
+    privileges,
+    process,
+    seccomp,
+    unixsock,
+)
 from hull.runtime import linux as L
 from hull.runtime.errors import ConfigError, InvalidState, RuntimeFailure, SetupError, Unsupported
 from hull.runtime.store import Record, Store, is_alive
@@ -58,20 +68,6 @@ TRAMPOLINE_TIMEOUT = 5.0  # seconds for the trampoline's one execve to report
 CHILD_ORDER = ("user", "ipc", "uts", "network", "mount", "cgroup")
 FOR_CHILDREN = ("pid", "time")
 
-# Signals a foreground exec passes on to its process, as runc's signal handler
-# does (all but SIGCHLD, SIGWINCH and SIGURG); _signal, not signal, whose import
-# builds enums.
-FORWARDED = (
-    _signal.SIGHUP,
-    _signal.SIGINT,
-    _signal.SIGQUIT,
-    _signal.SIGTERM,
-    _signal.SIGUSR1,
-    _signal.SIGUSR2,
-    _signal.SIGCONT,
-    _signal.SIGALRM,
-    _signal.SIGPIPE,
-)
 
 
 @record
@@ -132,7 +128,7 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions) -> int:
         pid = _spawn(record, config, proc, opts, ns_fds, container.state_json(record, status), console)
     if opts.pid_file:
         try:
-            _write_pid_file(opts.pid_file, pid)
+            forwarding.write_pid_file(opts.pid_file, pid)
         except BaseException:
             # runc's runner.terminate: no process left running that its caller cannot know of.
             os.kill(pid, _signal.SIGKILL)
@@ -141,8 +137,10 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions) -> int:
     if opts.detach:
         return 0
     if tty_relay is not None:
-        return tty_relay.run(pid, FORWARDED)
-    return _wait_forwarding(pid)
+        return tty_relay.run(pid)
+    with forwarding.forwarding_to(pid):
+        _, wait_status = os.waitpid(pid, 0)
+    return forwarding.exit_code(wait_status)
 
 
 # ---------------------------------------------------------------- the process
@@ -582,36 +580,8 @@ def _message(err: BaseException) -> str:
 # ---------------------------------------------------------------- foreground
 
 
-def _wait_forwarding(pid: int) -> int:
-    """Forward signals to ``pid`` until it exits; its exit code, or 128+N if signal N killed it."""
-    previous = {sig: _signal.signal(sig, lambda s, _f: _forward(pid, s)) for sig in FORWARDED}
-    try:
-        return wait_status(pid)
-    finally:
-        for sig, handler in previous.items():
-            _signal.signal(sig, handler)
 
 
-def _forward(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
 
 
-def wait_status(pid: int) -> int:
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
 
-
-def _write_pid_file(path: str, pid: int) -> None:
-    # runc's createPidFile: "." + name beside it, then renamed into place.
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path))
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_SYNC | os.O_CLOEXEC, 0o666)
-    try:
-        os.write(fd, str(pid).encode())
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)

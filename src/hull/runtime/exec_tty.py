@@ -15,11 +15,11 @@ import os
 import select
 import termios
 
+from hull.runtime import forwarding
 from hull.runtime.errors import RuntimeFailure
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
     from typing import Any
 
 TIOCGWINSZ = termios.TIOCGWINSZ
@@ -40,22 +40,20 @@ class Relay:
             self._own_host = True
         self._ours, self.child_end = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
 
-    def run(self, pid: int, forwarded: Iterable[int]) -> int:
+    def run(self, pid: int) -> int:
         """Relay until ``pid`` exits; its exit status (128+N if killed by signal N)."""
         self.child_end.close()
         master = _receive_fd(self._ours)
         self._ours.close()
         saved = termios.tcgetattr(self.host)
         _resize(self.host, master)
-        previous = {sig: _signal.signal(sig, lambda s, _f: _forward(pid, s)) for sig in forwarded}
-        previous[_signal.SIGWINCH] = _signal.signal(_signal.SIGWINCH, lambda _s, _f: _resize(self.host, master))
+        resize = {_signal.SIGWINCH: lambda _s, _f: _resize(self.host, master)}
         try:
-            _set_raw(self.host, saved)
-            _copy(master, pid)
+            with forwarding.forwarding_to(pid, resize):
+                _set_raw(self.host, saved)
+                _copy(master, pid)
         finally:
             termios.tcsetattr(self.host, termios.TCSADRAIN, saved)
-            for sig, handler in previous.items():
-                _signal.signal(sig, handler)
             os.close(master)
             if self._own_host:
                 os.close(self.host)
@@ -97,13 +95,6 @@ def _resize(host: int, master: int) -> None:
     try:
         fcntl.ioctl(master, TIOCSWINSZ, fcntl.ioctl(host, TIOCGWINSZ, b"\0" * 8))
     except OSError:
-        pass
-
-
-def _forward(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
         pass
 
 

@@ -8,25 +8,11 @@ to it, forwards the signals it receives to init, and exits with init's status
 
 from __future__ import annotations
 
-import _signal  # type: ignore[import-not-found]
 import os
 
-from hull.runtime import container, create
+from hull.runtime import container, create, forwarding
 from hull.runtime import linux as L
 from hull.runtime.store import Store
-
-# _signal, not signal: the latter builds enums at import, on every run's start-up path.
-FORWARDED = [
-    _signal.SIGHUP,
-    _signal.SIGINT,
-    _signal.SIGQUIT,
-    _signal.SIGTERM,
-    _signal.SIGUSR1,
-    _signal.SIGUSR2,
-    _signal.SIGWINCH,
-    _signal.SIGCONT,
-    _signal.SIGALRM,
-]
 
 
 def run(store: Store, container_id: str, opts: create.CreateOptions, detach: bool) -> int:
@@ -36,13 +22,9 @@ def run(store: Store, container_id: str, opts: create.CreateOptions, detach: boo
         return 0
     L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
     pid = create.create(store, container_id, opts)
-    previous = {sig: _signal.signal(sig, lambda s, _f: _forward(pid, s)) for sig in FORWARDED}
-    try:
+    with forwarding.forwarding_to(pid):
         _start_or_delete(store, container_id)
         status = _wait_for(pid)
-    finally:
-        for sig, handler in previous.items():
-            _signal.signal(sig, handler)
     container.delete(store, container_id, force=True)
     return status
 
@@ -55,13 +37,6 @@ def _start_or_delete(store: Store, container_id: str) -> None:
         raise
 
 
-def _forward(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
-
-
 def _wait_for(pid: int) -> int:
     """Reap children until ``pid`` exits; its exit code, or 128+signal."""
     while True:
@@ -70,5 +45,4 @@ def _wait_for(pid: int) -> int:
         except ChildProcessError:
             return 255
         if waited == pid:
-            code = os.waitstatus_to_exitcode(status)
-            return 128 - code if code < 0 else code
+            return forwarding.exit_code(status)
