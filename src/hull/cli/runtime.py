@@ -328,6 +328,91 @@ def cmd_ps(ctx: Context, argv: list[str]) -> int:
     return 0
 
 
+UPDATE_FLAGS = [
+    Flag("resources", True, ("r",), "path to the file containing the resources to update or '-' to read from stdin"),
+    Flag("blkio-weight", True, help="Specifies per cgroup weight, range is from 10 to 1000"),
+    Flag("cpu-period", True, help="CPU CFS period to be used for hardcapping (in usecs). 0 to use system default"),
+    Flag("cpu-quota", True, help="CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period"),
+    Flag("cpu-share", True, help="CPU shares (relative weight vs. other containers)"),
+    Flag("cpu-rt-period", True, help="CPU realtime period to be used for hardcapping (in usecs)"),
+    Flag("cpu-rt-runtime", True, help="CPU realtime hardcap limit (in usecs). Allowed cpu time in a given period"),
+    Flag("cpuset-cpus", True, help="CPU(s) to use"),
+    Flag("cpuset-mems", True, help="Memory node(s) to use"),
+    Flag("kernel-memory", True, help="(obsoleted; do not use)"),
+    Flag("kernel-memory-tcp", True, help="(obsoleted; do not use)"),
+    Flag("memory", True, help="Memory limit (in bytes)"),
+    Flag("memory-reservation", True, help="Memory reservation or soft_limit (in bytes)"),
+    Flag("memory-swap", True, help="Total memory usage (memory + swap); set '-1' to enable unlimited swap"),
+    Flag("pids-limit", True, help="Maximum number of pids allowed in the container"),
+    Flag("l3-cache-schema", True, help="The string of Intel RDT/CAT L3 cache schema"),
+    Flag("mem-bw-schema", True, help="The string of Intel RDT/MBA memory bandwidth schema"),
+]
+
+
+def _go_int_flag(opts: Parsed, name: str) -> int:
+    """A Go flag.Int value (strconv.ParseInt base 0: 0x.., 0o.., a leading 0 for octal), 0 if absent."""
+    text = opts.value(name)
+    if not text:
+        return 0
+    digits = text.lstrip("+-")
+    try:
+        if len(digits) > 1 and digits[0] == "0" and digits[1:].replace("_", "").isdigit():
+            value = int(text[: len(text) - len(digits)] + "0o" + digits[1:], 0)
+        else:
+            value = int(text, 0)
+    except ValueError:
+        raise UsageError(f'invalid value "{text}" for flag -{name}: parse error') from None
+    if not -(1 << 63) <= value < 1 << 63:
+        raise UsageError(f'invalid value "{text}" for flag -{name}: value out of range')
+    return value
+
+
+def cmd_update(ctx: Context, argv: list[str]) -> int:
+    from hull.runtime.update import UpdateOptions, update
+
+    opts = parse(argv, UPDATE_FLAGS)
+    # Flag values are parsed before anything else (urfave/cli), the others by update itself.
+    weight, pids = _go_int_flag(opts, "blkio-weight"), _go_int_flag(opts, "pids-limit")
+    cid = _one_id(opts.args, "update")
+    options = UpdateOptions(
+        resources=opts.value("resources"),
+        flags={k: v for k, v in opts.values.items() if isinstance(v, str)},
+        blkio_weight=weight,
+        pids_limit=pids,
+        l3_cache_schema=opts.value("l3-cache-schema"),
+        mem_bw_schema=opts.value("mem-bw-schema"),
+    )
+    update(ctx.store(), cid, options, lambda message: _log(ctx, "warning", message))
+    return 0
+
+
+def cmd_events(ctx: Context, argv: list[str]) -> int:
+    import json
+
+    from hull.runtime.events import events, parse_duration
+
+    opts = parse(
+        argv,
+        [
+            Flag("interval", True, help="set the stats collection interval (default: 5s)"),
+            Flag("stats", help="display the container's stats then exit"),
+        ],
+    )
+    text = opts.value("interval", "5s")
+    try:
+        interval = parse_duration(text)
+    except ValueError:
+        raise UsageError(f'invalid value "{text}" for flag -interval: parse error') from None
+    cid = _one_id(opts.args, "events")
+
+    def emit(event: dict[str, object]) -> None:
+        # One compact JSON document a line, written at once (Go's json.Encoder on stdout).
+        os.write(1, (json.dumps(event, separators=(",", ":")) + "\n").encode())
+
+    events(ctx.store(), cid, emit, lambda message: _log(ctx, "error", message), interval, opts.flag("stats"))
+    return 0
+
+
 def cmd_unsupported(name: str) -> Callable[[Context, list[str]], int]:
     def command(ctx: Context, argv: list[str]) -> int:
         from hull.runtime.errors import Unsupported
@@ -355,7 +440,9 @@ COMMANDS: dict[str, Callable[[Context, list[str]], int]] = {
     "pause": cmd_pause,
     "resume": cmd_resume,
     "ps": cmd_ps,
-    **{name: cmd_unsupported(name) for name in ("events", "update", "checkpoint", "restore")},
+    "update": cmd_update,
+    "events": cmd_events,
+    **{name: cmd_unsupported(name) for name in ("checkpoint", "restore")},
 }
 
 DESCRIPTIONS = {
@@ -372,6 +459,8 @@ DESCRIPTIONS = {
     "pause": "pause suspends all processes inside the container",
     "resume": "resumes all processes that have been previously paused",
     "ps": "ps displays the processes running inside a container",
+    "update": "update container resource constraints",
+    "events": "display container events such as OOM notifications, cpu, memory, and IO usage statistics",
 }
 
 
@@ -386,22 +475,28 @@ def _help() -> str:
 
 def _log_error(ctx: Context | None, message: str) -> None:
     """Report as runc does: a logrus record to --log (or stderr), and the bare message to stderr too."""
+    _log(ctx, "error", message, echo=True)
+
+
+def _log(ctx: Context | None, level: str, message: str, echo: bool = False) -> None:
+    """A logrus record; ``echo``: a fatal error, which runc also prints bare to stderr when logging to a file."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     fmt = ctx.log_format if ctx else "text"
     if fmt == "json":
         from hull.oci.jsonfast import dumps
 
-        line = dumps({"level": "error", "msg": message, "time": stamp})
+        line = dumps({"level": level, "msg": message, "time": stamp})
     else:
         escaped = message.replace("\\", "\\\\").replace('"', '\\"')
-        line = f'time="{stamp}" level=error msg="{escaped}"'
+        line = f'time="{stamp}" level={level} msg="{escaped}"'
     if ctx and ctx.log_path:
         try:
             with open(ctx.log_path, "a") as f:
                 f.write(line + "\n")
         except OSError:
             pass
-        sys.stderr.write(message + "\n")
+        if echo:
+            sys.stderr.write(message + "\n")
     else:
         sys.stderr.write(line + "\n")
 

@@ -340,9 +340,16 @@ def is_frozen(paths: dict[str, str]) -> bool:
 
 
 def apply(
-    paths: dict[str, str], resources: dict[str, Any], device_paths: frozenset[str] = frozenset(), rootless: bool = False
+    paths: dict[str, str],
+    resources: dict[str, Any],
+    device_paths: frozenset[str] = frozenset(),
+    rootless: bool = False,
+    skip_devices: bool = False,
 ) -> None:
-    """Write linux.resources into the container's cgroups (runc's Manager.Set on cgroup v1)."""
+    """Write linux.resources into the container's cgroups (runc's Manager.Set on cgroup v1).
+
+    ``skip_devices``: leave the devices cgroup alone, as runc's update does (SkipDevices).
+    """
     from hull.runtime import cgroup_resources as res
 
     if is_unified(paths):
@@ -352,7 +359,7 @@ def apply(
             raise Unsupported("linux.resources: cgroup v2 resources are not supported by hull-runtime yet")
         return
     writes = res.plan(resources, host_facts(paths), device_paths)
-    if rootless:
+    if rootless or skip_devices:
         # runc ignores the devices controller for rootless containers: it cannot work.
         writes = [w for w in writes if w[0] != "devices"]
     run_writes(paths, writes)

@@ -209,8 +209,6 @@ def _occupy_preserved(count: int) -> None:
                 os.close(null)
 
 
-
-
 def _destroy(cdir: ContainerDir, record: Record) -> None:
     """Undo create (runtime.md lifecycle step 12): kill init, drop the state directory."""
     if record.pid and process_start_time(record.pid) == record.pid_start:

@@ -69,7 +69,6 @@ CHILD_ORDER = ("user", "ipc", "uts", "network", "mount", "cgroup")
 FOR_CHILDREN = ("pid", "time")
 
 
-
 @record
 class ExecOptions:
     """``runc exec``'s flags; user and gids as given, parsed (with runc's errors) after the state checks."""
@@ -578,10 +577,3 @@ def _message(err: BaseException) -> str:
 
 
 # ---------------------------------------------------------------- foreground
-
-
-
-
-
-
-

@@ -71,5 +71,3 @@ def write_pid_file(path: str, pid: int) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-
-
