@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 
 from hull.oci.records import record
-from hull.runtime import linux as L
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -69,6 +68,10 @@ def bind_source(h: Hierarchy, paths: dict[str, str]) -> str:
 
 def mount_cgroups(opener: Opener, flags: int, new_cgroupns: bool) -> None:
     """Mount the hierarchies; ``opener(sub)`` creates and verifies ``<destination>/<sub>`` inside the rootfs."""
+    # Here, not at the top: start, state and delete read hierarchies through
+    # cgroups.py and must not pay for ctypes on every call.
+    from hull.runtime import linux as L
+
     with open("/proc/self/mountinfo") as f:
         found = hierarchies(f.read())
     with open("/proc/self/cgroup") as f:
@@ -94,6 +97,8 @@ def mount_cgroups(opener: Opener, flags: int, new_cgroupns: bool) -> None:
 
 
 def _mount_hierarchy(h: Hierarchy, opener: Opener, sub: str, flags: int, new_ns: bool, paths: dict[str, str]) -> None:
+    from hull.runtime import linux as L
+
     with opener(sub) as target:
         if new_ns:
             L.mount("cgroup", target, h.fstype, flags, h.controllers or None)
