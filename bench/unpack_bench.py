@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 
 PY = sys.executable
 HULL_UNPACK = """
@@ -97,7 +98,7 @@ def build_layout(base: str, layers: list[str]) -> tuple[str, str, str]:
         diff_ids.append("sha256:" + hashlib.sha256(out).hexdigest())
         descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": size})
 
-    def blob(obj: dict[str, object]) -> tuple[str, int, str]:
+    def blob(obj: Mapping[str, object]) -> tuple[str, int, str]:
         data = json.dumps(obj).encode()
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         path = os.path.join(layout, "blobs", "sha256", digest[7:])
