@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,12 +162,22 @@ def test_podman_run_with_a_tty(podman: Podman) -> None:
     # `script` gives podman a terminal on its stdin, as a user's shell would;
     # podman then has conmon take the pty master over hull-runtime's --console-socket.
     command = " ".join([*podman.argv, "--runtime", HULL_RUNTIME, "run", "--rm", "-it", "--network", "none", IMAGE])
-    proc = _run(
-        ["script", "-qec", f"{command} sh -c 'tty; stty size; test -t 0 && echo stdin-is-a-tty'", "/dev/null"],
-        env={**podman.env, "COLUMNS": "90", "LINES": "30"},
-    )
-    out = proc.stdout.replace("\r", "")
-    assert proc.returncode == 0, out + proc.stderr
+    script = ["script", "-qec", f"{command} sh -c 'tty; stty size; test -t 0 && echo stdin-is-a-tty'", "/dev/null"]
+    # script's stdin stays open (a pipe we hold) until it is done: at EOF on its
+    # stdin, script may end the session before the container's output is read.
+    with tempfile.TemporaryFile("w+") as out_file:
+        proc = subprocess.Popen(
+            script, stdin=subprocess.PIPE, stdout=out_file, stderr=subprocess.STDOUT, text=True,
+            env={**podman.env, "COLUMNS": "90", "LINES": "30"},
+        )  # fmt: skip
+        try:
+            code = proc.wait(timeout=120)
+        finally:
+            assert proc.stdin is not None
+            proc.stdin.close()
+        out_file.seek(0)
+        out = out_file.read().replace("\r", "")
+    assert code == 0, out
     assert "/dev/pts/0\n" in out
     assert "stdin-is-a-tty\n" in out
 
