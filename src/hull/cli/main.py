@@ -1,19 +1,188 @@
-"""``hull``: the engine's command line (for now only ``--version``; the engine comes later)."""
+"""``hull``: the engine's command line. For now the image commands (docker/podman names).
+
+    hull [--root DIR] image import|load|save|ls|inspect|rm|tag|prune ...
+    hull images | load | save | import | tag | rmi ...   (docker's top-level aliases)
+    hull unpack IMAGE BUNDLE_DIR
+
+``--root`` is hull's storage (``/var/lib/hull`` for root, else
+``$XDG_DATA_HOME/hull``, ``~/.local/share/hull`` by default, as podman's
+graphroot); images live in its ``images`` directory, an OCI Image Layout
+that skopeo (``oci:ROOT/images:NAME``) and umoci read.
+
+A failure is one line on stderr, ``Error: ...`` as podman writes it. Exit
+status as podman's: 0 success, 1 a command failed, 125 a usage error (an
+unknown command or flag, a missing argument).
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
+from typing import Any, NoReturn
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 125
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def default_root() -> str:
+    if os.geteuid() == 0:
+        return "/var/lib/hull"
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(data, "hull")
+
+
+def _image_commands(sub: Any, aliases: bool) -> None:
+    """The image subcommands; with ``aliases``, under docker's top-level names too."""
+
+    def add(name: str, help: str, *other: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(name, help=help, aliases=list(other))
+        p.set_defaults(command=name)
+        return p
+
+    if aliases:
+        p = add("images", "list images")
+        ls_args(p)
+        p = add("rmi", "remove images")
+        rm_args(p)
+    else:
+        p = add("ls", "list images", "list")
+        ls_args(p)
+        p = add("rm", "remove images", "remove")
+        rm_args(p)
+        p = add("inspect", "show images as JSON")
+        p.add_argument("refs", nargs="+", metavar="IMAGE")
+        p = add("prune", "remove unnamed images and unreferenced blobs")
+        p.add_argument("-f", "--force", action="store_true", help="do not prompt (hull never prompts)")
+    p = add("import", "make an image from a root filesystem (tar file, '-' for stdin, or a directory)")
+    p.add_argument("source", metavar="SRC")
+    p.add_argument("ref", nargs="?", metavar="REF")
+    p.add_argument("-c", "--change", action="append", default=[], help="Dockerfile instruction for the config")
+    p.add_argument("-m", "--message", default="", help="history comment")
+    p = add("load", "load images from an OCI or docker-save archive")
+    p.add_argument("-i", "--input", default="-", help="archive to read (default: stdin)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p = add("save", "write images to an archive")
+    p.add_argument("refs", nargs="+", metavar="IMAGE")
+    p.add_argument("-o", "--output", default="", help="file to write (default: stdout)")
+    p.add_argument("--format", default="oci-archive", help="oci-archive (default) or docker-archive")
+    p = add("tag", "give an image another name")
+    p.add_argument("source", metavar="SOURCE")
+    p.add_argument("target", metavar="TARGET")
+
+
+def ls_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help="only image IDs")
+    p.add_argument("--format", default="", help="table (default) or json")
+    p.add_argument("--no-trunc", action="store_true", help="full image IDs")
+
+
+def rm_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("refs", nargs="+", metavar="IMAGE")
+    p.add_argument("-f", "--force", action="store_true", help="remove every name of an image given by ID")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hull", description="hull: OCI images and containers")
+    parser.add_argument("--root", default=None, help="storage directory (default: %(default)s)")
+    parser.add_argument("-v", "--version", action="store_true", help="print the version")
+    top = parser.add_subparsers(dest="group", parser_class=_Parser)
+    image = top.add_parser("image", help="manage images")
+    _image_commands(image.add_subparsers(dest="sub", parser_class=_Parser, required=True), aliases=False)
+    _image_commands(top, aliases=True)
+    unpack = top.add_parser("unpack", help="unpack an image into a runtime bundle (rootfs and config.json)")
+    unpack.set_defaults(command="unpack")
+    unpack.add_argument("ref", metavar="IMAGE")
+    unpack.add_argument("bundle", metavar="BUNDLE_DIR")
+    unpack.add_argument("-t", "--tty", action="store_true", help="process.terminal true in config.json")
+    top.add_parser("version", help="print the version").set_defaults(command="version")
+    return parser
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from hull.cli import image as cli
+    from hull.image.store import LayoutStore
+
+    command = {"images": "ls", "list": "ls", "rmi": "rm", "remove": "rm"}.get(args.command, args.command)
+    store = LayoutStore(os.path.join(args.root or default_root(), "images"))
+    if command == "ls":
+        return cli.cmd_ls(store, args.quiet, args.format, args.no_trunc)
+    if command == "inspect":
+        return cli.cmd_inspect(store, args.refs)
+    if command == "rm":
+        return cli.cmd_rm(store, args.refs, args.force)
+    if command == "prune":
+        return cli.cmd_prune(store)
+    if command == "tag":
+        return cli.cmd_tag(store, args.source, args.target)
+    if command == "load":
+        return cli.cmd_load(store, args.input, args.quiet)
+    if command == "save":
+        return cli.cmd_save(store, args.refs, args.output, args.format)
+    if command == "import":
+        return cli.cmd_import(store, args.source, args.ref, args.change, args.message)
+    if command == "unpack":
+        return cli.cmd_unpack(store, args.ref, args.bundle, args.tty)
+    raise UsageError(f"unknown command {command!r}")
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """parse_args, with positionals allowed after flags (``import -c X DIR NAME``): argparse gives an
+    optional positional up once a flag follows the first one, so late positionals are placed here."""
+    args, extra = parser.parse_known_args(argv)
+    late = [a for a in extra if not a.startswith("-") or a == "-"]
+    if len(late) != len(extra):
+        raise UsageError(f"unknown flag {next(a for a in extra if a not in late)!r} (see 'hull --help')")
+    if late and getattr(args, "command", None) == "import" and args.ref is None and len(late) == 1:
+        args.ref = late.pop()
+    if late and isinstance(getattr(args, "refs", None), list):
+        args.refs.extend(late)
+        late = []
+    if late:
+        raise UsageError(f"unexpected arguments: {' '.join(late)} (see 'hull --help')")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hull import __version__
-
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] in (["--version"], ["-v"], ["version"]):
-        print(f"hull version {__version__}")
-        return 0
-    sys.stderr.write("usage: hull --version\n(the engine's commands arrive with a later release)\n")
-    return 2
+    try:
+        args = _parse(build_parser(), argv)
+        if args.version or getattr(args, "command", None) == "version":
+            from hull import __version__
+
+            print(f"hull version {__version__}")
+            return 0
+        if getattr(args, "command", None) is None:
+            raise UsageError("missing command (see 'hull --help')")
+        return _dispatch(args)
+    except UsageError as err:
+        sys.stderr.write(f"Error: {err}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_FAILURE
+    except Exception as err:  # noqa: BLE001 - the CLI's one place that turns any failure into one line
+        from hull.cli.image import CommandError
+        from hull.image.errors import ImageError
+
+        if isinstance(err, ImageError | CommandError):
+            sys.stderr.write(f"Error: {err}\n")
+        elif isinstance(err, OSError):
+            where = f"{err.filename}: " if err.filename else ""
+            sys.stderr.write(f"Error: {where}{err.strerror or err}\n")
+        else:
+            raise
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":
