@@ -289,12 +289,29 @@ def emulate(rules: list[tuple[bool, str, int, int, str]], default_allow: bool = 
         if allow != default_allow:
             state[key] = "".join(p for p in "rwm" if p in have or p in access)
         else:
+            _check_no_hole(state, key, access, default_allow)
             left = "".join(p for p in have if p not in access)
             if left:
                 state[key] = left
             else:
                 state.pop(key, None)
     return default_allow, state
+
+
+def _check_no_hole(state: Rules, key: tuple[str, int, int], access: str, default_allow: bool) -> None:
+    # runc's Emulator.rmRule: an exception cannot be carved out of a wildcard one (the kernel's
+    # devices cgroup cannot express it, and the eBPF filter keeps the same semantics).
+    kind, major, minor = key
+    for wider in ((kind, -1, minor), (kind, major, -1), (kind, -1, -1)):
+        shared = "".join(p for p in state.get(wider, "") if p in access)
+        if wider != key and shared:
+            what = "deny" if default_allow else "allow"
+            raise ConfigError(
+                f"{BASE}.devices: unable to remove '{what}' exception: requested rule"
+                f" [{{{ord(kind)} {major} {minor}}} {access}] not supported by devices cgroupv1"
+                f" (cannot punch hole in existing wildcard rule"
+                f" [{{{ord(kind)} {wider[1]} {wider[2]}}} {state[wider]}])"
+            )
 
 
 def parse_devices_list(text: str) -> tuple[bool, Rules]:

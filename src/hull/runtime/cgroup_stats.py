@@ -89,6 +89,10 @@ class StatsError(RuntimeFailure):
 
 def stats(paths: dict[str, str], hugepage_sizes: list[str] | None = None) -> dict[str, Any]:
     """runc's types.Stats for the container whose v1 cgroup directories are ``paths``."""
+    if list(paths) == [""]:  # a cgroup v2 host (cgroups.is_unified)
+        from hull.runtime import cgroup_v2_stats
+
+        return cgroup_v2_stats.stats(paths[""], hugepage_sizes)
     try:
         return {
             "cpu": _cpu(paths.get("cpu"), paths.get("cpuacct")),

@@ -49,6 +49,11 @@ def resolve_paths(mountinfo: str, proc_cgroup: str, cgroups_path: str, container
     inner = clean_path(cgroups_path) or container_id
     own = own_paths(proc_cgroup)
     found = hierarchies(mountinfo)
+    # runc decides by what /sys/fs/cgroup itself is (IsCgroup2UnifiedMode): a cgroup2
+    # mounted over it hides any v1 hierarchies still listed below it.
+    top = [h for h in found if h.mount_point == "/sys/fs/cgroup"]
+    if top and top[-1].fstype == "cgroup2":
+        found = top[-1:]
     paths = {}
     for h in found:
         if h.fstype == "cgroup2":
@@ -105,6 +110,10 @@ def create(paths: dict[str, str], rootless: bool = False) -> dict[str, str]:
                 continue
             raise SetupError(f"unable to apply cgroup configuration: mkdir {path}: {_errstr(err)}") from None
         made[key] = path
+    if is_unified(made):
+        from hull.runtime.cgroup_v2 import enable_controllers
+
+        enable_controllers(made[UNIFIED])
     return made
 
 
@@ -346,17 +355,16 @@ def apply(
     rootless: bool = False,
     skip_devices: bool = False,
 ) -> None:
-    """Write linux.resources into the container's cgroups (runc's Manager.Set on cgroup v1).
+    """Write linux.resources into the container's cgroups (runc's Manager.Set; cgroup_v2 on a v2 host).
 
     ``skip_devices``: leave the devices cgroup alone, as runc's update does (SkipDevices).
     """
     from hull.runtime import cgroup_resources as res
 
     if is_unified(paths):
-        if resources.get("unified") or any(k != "devices" for k, v in resources.items() if v):
-            from hull.runtime.errors import Unsupported
+        from hull.runtime import cgroup_v2
 
-            raise Unsupported("linux.resources: cgroup v2 resources are not supported by hull-runtime yet")
+        cgroup_v2.apply(paths[UNIFIED], resources, device_paths, rootless, skip_devices)
         return
     writes = res.plan(resources, host_facts(paths), device_paths)
     if rootless or skip_devices:

@@ -19,7 +19,7 @@ import time
 
 from hull.runtime import cgroup_stats, cgroups
 from hull.runtime.container import status_of
-from hull.runtime.errors import InvalidState, RuntimeFailure, SetupError, Unsupported
+from hull.runtime.errors import InvalidState, RuntimeFailure, SetupError
 from hull.runtime.store import Record, Store
 
 TYPE_CHECKING = False
@@ -67,8 +67,6 @@ def _open(store: Store, container_id: str, interval: float) -> Record:
             raise RuntimeFailure("duration interval must be greater than 0")
         if status_of(cdir, record) == "stopped":
             raise InvalidState(f"container with id {container_id} is not running")
-    if cgroups.is_unified(record.cgroup_paths):
-        raise Unsupported("events: cgroup v2 statistics are not supported by hull-runtime yet")
     return record
 
 
@@ -87,6 +85,12 @@ def events(
     record = _open(store, container_id, interval)
     if stats_only:
         emit(stats_event(record))
+        return
+    if cgroups.is_unified(record.cgroup_paths):
+        from hull.runtime import events_v2
+
+        path = record.cgroup_paths[cgroups.UNIFIED]
+        events_v2.loop(record.id, path, interval, lambda: stats_event(record)["data"], emit, on_error)
         return
     memory = record.cgroup_paths.get("memory")
     if not memory:

@@ -78,8 +78,8 @@ PROC_SUPER_MAGIC = 0x9FA0
 KEYCTL_JOIN_SESSION_KEYRING = 1
 
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "keyctl": 250, "mount_setattr": 442, "capget": 125, "capset": 126},
-    "aarch64": {"pivot_root": 41, "keyctl": 219, "mount_setattr": 442, "capget": 90, "capset": 91},
+    "x86_64": {"pivot_root": 155, "keyctl": 250, "mount_setattr": 442, "capget": 125, "capset": 126, "bpf": 321},
+    "aarch64": {"pivot_root": 41, "keyctl": 219, "mount_setattr": 442, "capget": 90, "capset": 91, "bpf": 280},
 }
 _NR = _SYSCALLS.get(os.uname().machine, _SYSCALLS["x86_64"])
 
@@ -228,3 +228,110 @@ def mount_setattr(path: str, attr_set: int, attr_clr: int, recursive: bool = Tru
     flags = AT_RECURSIVE if recursive else 0
     result = _libc.syscall(_NR["mount_setattr"], -100, _b(path), flags, ctypes.byref(attr), ctypes.sizeof(attr))
     _check(result, path)
+
+
+# -- bpf(2), for the cgroup v2 device filter (device_filter.py) ------------------
+
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_DETACH = 9
+BPF_PROG_GET_FD_BY_ID = 13
+BPF_PROG_QUERY = 16
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_MULTI = 2
+BPF_F_REPLACE = 4
+
+
+class _BpfProgLoad(ctypes.Structure):
+    # The leading members of union bpf_attr for BPF_PROG_LOAD (include/uapi/linux/bpf.h).
+    _fields_ = [
+        ("prog_type", ctypes.c_uint32),
+        ("insn_cnt", ctypes.c_uint32),
+        ("insns", ctypes.c_uint64),
+        ("license", ctypes.c_uint64),
+        ("log_level", ctypes.c_uint32),
+        ("log_size", ctypes.c_uint32),
+        ("log_buf", ctypes.c_uint64),
+        ("kern_version", ctypes.c_uint32),
+        ("prog_flags", ctypes.c_uint32),
+        ("prog_name", ctypes.c_char * 16),
+        ("prog_ifindex", ctypes.c_uint32),
+        ("expected_attach_type", ctypes.c_uint32),
+    ]
+
+
+class _BpfAttach(ctypes.Structure):
+    _fields_ = [
+        ("target_fd", ctypes.c_uint32),
+        ("attach_bpf_fd", ctypes.c_uint32),
+        ("attach_type", ctypes.c_uint32),
+        ("attach_flags", ctypes.c_uint32),
+        ("replace_bpf_fd", ctypes.c_uint32),
+    ]
+
+
+class _BpfQuery(ctypes.Structure):
+    _fields_ = [
+        ("target_fd", ctypes.c_uint32),
+        ("attach_type", ctypes.c_uint32),
+        ("query_flags", ctypes.c_uint32),
+        ("attach_flags", ctypes.c_uint32),
+        ("prog_ids", ctypes.c_uint64),
+        ("prog_cnt", ctypes.c_uint32),
+        ("_pad", ctypes.c_uint32),
+    ]
+
+
+def _bpf(cmd: int, attr: ctypes.Structure) -> int:
+    return _check(_libc.syscall(_NR["bpf"], cmd, ctypes.byref(attr), ctypes.sizeof(attr)))
+
+
+def bpf_prog_load(prog_type: int, insns: bytes, license: str, log_size: int = 0) -> tuple[int, str]:
+    """BPF_PROG_LOAD: (program fd, verifier log); the log is asked for only with ``log_size``."""
+    code = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(license.encode())
+    log = ctypes.create_string_buffer(log_size) if log_size else None
+    attr = _BpfProgLoad(prog_type=prog_type, insn_cnt=len(insns) // 8)
+    attr.insns = ctypes.addressof(code)
+    attr.license = ctypes.addressof(lic)
+    if log is not None:
+        attr.log_level, attr.log_size, attr.log_buf = 1, log_size, ctypes.addressof(log)
+    try:
+        fd = _bpf(BPF_PROG_LOAD, attr)
+    except OSError as err:
+        text = log.value.decode(errors="replace") if log is not None else ""
+        detail = f": {text.strip()}" if text.strip() else ""
+        raise OSError(err.errno, f"{err.strerror}{detail}") from None
+    return fd, log.value.decode(errors="replace") if log is not None else ""
+
+
+def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int, replace_fd: int = 0) -> None:
+    _bpf(BPF_PROG_ATTACH, _BpfAttach(target_fd, prog_fd, attach_type, flags, replace_fd))
+
+
+def bpf_prog_detach(target_fd: int, prog_fd: int, attach_type: int) -> None:
+    _bpf(BPF_PROG_DETACH, _BpfAttach(target_fd, prog_fd, attach_type, 0, 0))
+
+
+def bpf_prog_query(target_fd: int, attach_type: int) -> list[int]:
+    """The IDs of the programs attached to ``target_fd`` (a cgroup directory) for ``attach_type``."""
+    size = 64
+    for _ in range(10):
+        ids = (ctypes.c_uint32 * size)()
+        attr = _BpfQuery(target_fd=target_fd, attach_type=attach_type, prog_cnt=size)
+        attr.prog_ids = ctypes.addressof(ids)
+        try:
+            _bpf(BPF_PROG_QUERY, attr)
+        except OSError as err:
+            if err.errno == 28:  # ENOSPC: prog_cnt now says how many there are
+                size = attr.prog_cnt
+                continue
+            raise
+        return list(ids[: attr.prog_cnt])
+    raise OSError(28, "could not get complete list of CGROUP_DEVICE programs")
+
+
+def bpf_prog_get_fd_by_id(prog_id: int) -> int:
+    attr = (ctypes.c_uint32 * 3)(prog_id, 0, 0)
+    return _check(_libc.syscall(_NR["bpf"], BPF_PROG_GET_FD_BY_ID, ctypes.byref(attr), ctypes.sizeof(attr)))
