@@ -311,7 +311,7 @@ def test_host_has_no_lsm() -> None:
         pytest.param(
             "apparmorProfile",
             "hull-test-profile",
-            "process.apparmorProfile: unable to apply apparmor profile: write /proc/self/attr/exec: Invalid argument",
+            "apparmor failed to apply profile: write /proc/self/attr/exec: invalid argument",
             "unable to apply apparmor profile: apparmor failed to apply profile: "
             "write /proc/self/attr/exec: invalid argument",
             id="apparmor",

@@ -633,13 +633,7 @@ def test_differential_exit_status(both: dict[str, Runtime], make_bundle, script:
     ("flags", "command"),
     [
         pytest.param((), ("no-such-program",), id="missing-binary"),
-        pytest.param(
-            (),
-            ("/bin/no-such-program",),
-            id="missing-binary-path",
-            # process.lookup_executable (shared with init) leaves out runc's "stat <path>: ".
-            marks=pytest.mark.xfail(strict=True, reason="runc says 'stat /bin/no-such-program: no such file...'"),
-        ),
+        pytest.param((), ("/bin/no-such-program",), id="missing-binary-path"),
         pytest.param((), ("/etc/passwd",), id="not-executable"),
         pytest.param(("-u", "root"), ("true",), id="bad-user"),
         pytest.param(("-u", "0:wheel"), ("true",), id="bad-group"),
@@ -649,13 +643,7 @@ def test_differential_exit_status(both: dict[str, Runtime], make_bundle, script:
         pytest.param((), (), id="no-command"),
         pytest.param(("-d", "-t"), ("true",), id="detached-tty-without-socket"),
         pytest.param(("--console-socket", "/x"), ("true",), id="socket-without-tty"),
-        pytest.param(
-            ("--apparmor", "unconfined"),
-            ("true",),
-            id="apparmor-without-apparmor",
-            # hull.runtime.lsm (shared with init) names the field; runc says "apparmor failed to apply profile".
-            marks=pytest.mark.xfail(strict=True, reason="lsm.apply's wording differs from runc's"),
-        ),
+        pytest.param(("--apparmor", "unconfined"), ("true",), id="apparmor-without-apparmor"),
     ],
 )
 def test_differential_errors(

@@ -180,7 +180,7 @@ def _bad_cwd(config: dict[str, Any]) -> None:
     [
         (["sleep", "30"], _missing_mount_source, "/nonexistent/hull-test"),
         (["nope"], None, 'exec: "nope": executable file not found in $PATH'),
-        (["/bin/nope"], None, 'exec: "/bin/nope": no such file or directory'),
+        (["/bin/nope"], None, 'exec: "/bin/nope": stat /bin/nope: no such file or directory'),
         (["sleep", "30"], _failing_create_runtime_hook, "createRuntime"),
         (["sleep", "30"], _failing_create_container_hook, "createContainer"),
         (["sleep", "30"], _bad_cwd, "process.cwd"),

@@ -266,5 +266,5 @@ def test_attr_write_off_procfs_is_refused(tmp_path: Any, monkeypatch: pytest.Mon
     fake = tmp_path / "exec"
     fake.write_text("")
     with pytest.raises(SetupError, match="is not on procfs"):
-        lsm._write_proc_attr(str(fake), "exec foo", "process.apparmorProfile", "unable to apply apparmor profile")
+        lsm._write_proc_attr(str(fake), "exec foo", "apparmor failed to apply profile")
     assert fake.read_text() == ""

@@ -63,23 +63,23 @@ def apply(proc: Process) -> None:
         path = "/proc/self/attr/apparmor/exec"
         if not os.path.exists(path):
             path = "/proc/self/attr/exec"
-        _write_proc_attr(
-            path, "exec " + proc.apparmor_profile, "process.apparmorProfile", "unable to apply apparmor profile"
-        )
+        _write_proc_attr(path, "exec " + proc.apparmor_profile, "apparmor failed to apply profile")
     if proc.selinux_label:
-        _write_proc_attr("/proc/self/attr/exec", proc.selinux_label, "process.selinuxLabel", "can't set process label")
+        _write_proc_attr("/proc/self/attr/exec", proc.selinux_label, "can't set process label")
 
 
-def _write_proc_attr(path: str, value: str, field: str, what: str) -> None:
+def _write_proc_attr(path: str, value: str, what: str) -> None:
+    # runc's words ("apparmor failed to apply profile: write /proc/self/attr/exec: invalid argument"):
+    # engines show them to users as they are.
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError as err:
-        raise SetupError(f"{field}: {what}: open {path}: {err.strerror}") from None
+        raise SetupError(f"{what}: open {path}: {(err.strerror or str(err)).lower()}") from None
     try:
         if L.fstatfs_type(fd) != L.PROC_SUPER_MAGIC:
-            raise SetupError(f"{field}: {what}: {path} is not on procfs (CVE-2019-16884)")
+            raise SetupError(f"{what}: {path} is not on procfs (CVE-2019-16884)")
         os.write(fd, value.encode())
     except OSError as err:
-        raise SetupError(f"{field}: {what}: write {path}: {err.strerror}") from None
+        raise SetupError(f"{what}: write {path}: {(err.strerror or str(err)).lower()}") from None
     finally:
         os.close(fd)

@@ -105,7 +105,8 @@ def _check_executable(path: str, arg0: str) -> str:
     try:
         st = os.stat(path)
     except OSError as err:
-        raise SetupError(f'exec: "{arg0}": {(err.strerror or str(err)).lower()}') from None
+        # Go's exec.LookPath, as runc reports it: the stat error with its path.
+        raise SetupError(f'exec: "{arg0}": stat {path}: {(err.strerror or str(err)).lower()}') from None
     if not os.path.isfile(path) or not st.st_mode & 0o111:
         raise SetupError(f'exec: "{arg0}": permission denied')
     return path
