@@ -177,3 +177,11 @@ def test_human_size_and_times() -> None:
     assert [human_size(n) for n in (0, 999, 1000, 2_131_015, 5 * 10**9)] == ["0B", "999B", "1kB", "2.13MB", "5GB"]
     assert parse_time("2026-11-26T08:22:30.324073051Z") == pytest.approx(1795681350.324073)
     assert parse_time("") is None and parse_time("yesterday") is None
+
+
+def test_short_names_find_what_a_pull_stores(h: Hull, tar: Path) -> None:
+    # `hull pull busybox` stores docker.io/library/busybox:latest (docker's normalisation).
+    image_id = h("image", "import", str(tar), "docker.io/library/box:1").strip()
+    h("image", "import", str(tar), "docker.io/someorg/tool:2")
+    assert json.loads(h("image", "inspect", "box:1"))[0]["Id"] == image_id
+    assert json.loads(h("image", "inspect", "someorg/tool:2"))[0]["RepoTags"] == ["docker.io/someorg/tool:2"]

@@ -364,6 +364,63 @@ def cmd_unpack(store: LayoutStore, ref: str, bundle: str, tty: bool) -> int:
     return 0
 
 
+def _say(line: str) -> None:
+    sys.stderr.write(f"{line}\n")
+
+
+def _progress(quiet: bool) -> Callable[[str], None] | None:
+    return None if quiet else _say
+
+
+def _registry(domain: str) -> Any:
+    """A client for ``domain`` with the user's credentials (anonymous when there are none)."""
+    from hull.distribution.auth import Authenticator
+    from hull.distribution.client import Registry
+
+    return Registry(domain, authenticator=Authenticator())
+
+
+def cmd_pull(store: LayoutStore, text: str, platform: str, quiet: bool) -> int:
+    """As podman: progress on stderr, the image ID on stdout."""
+    from hull.distribution import pull, reference
+    from hull.oci import platform as _platform
+
+    ref = reference.parse(text)
+    want = None
+    if platform:
+        try:
+            want = _platform.parse(platform)
+        except ValueError as err:
+            raise CommandError(f"--platform {platform!r}: {err}") from None
+    say = _progress(quiet)
+    if say is not None:
+        say(f"Trying to pull {ref}...")
+    result = pull.pull(store, ref, registry=_registry(ref.domain), platform=want, log=say)
+    _mdesc, manifest = store.manifest(result.descriptor)
+    if say is not None:
+        say(f"Digest: {result.index_digest or result.descriptor.digest}")
+    print(manifest.config.digest.encoded)
+    return 0
+
+
+def cmd_push(store: LayoutStore, source: str, dest: str | None, quiet: bool) -> int:
+    from hull.distribution import push, reference
+
+    _image, found = find(store, source)
+    desc = found[0]
+    target = dest or desc.ref_name
+    if not dest and names.is_untagged(target):
+        raise CommandError(f"{source}: the image has no name; give a DESTINATION")
+    ref = reference.parse(target)
+    image = Descriptor(desc.media_type, desc.digest, desc.size)
+    result = push.push(store, image, ref, registry=_registry(ref.domain), log=_progress(quiet))
+    if quiet:
+        return 0
+    counts = f"{len(result.uploaded)} uploaded, {len(result.mounted)} mounted, {len(result.skipped)} already there"
+    sys.stderr.write(f"Blobs: {counts}\n")
+    return 0
+
+
 COMMANDS: dict[str, Callable[..., int]] = {
     "ls": cmd_ls,
     "inspect": cmd_inspect,
@@ -374,4 +431,6 @@ COMMANDS: dict[str, Callable[..., int]] = {
     "save": cmd_save,
     "import": cmd_import,
     "unpack": cmd_unpack,
+    "pull": cmd_pull,
+    "push": cmd_push,
 }

@@ -108,6 +108,8 @@ def candidates(ref: str) -> list[str]:
     first = full.split("/", 1)[0]
     if "/" not in full or not ("." in first or ":" in first or first == LOCAL_DOMAIN):
         out.append(f"{LOCAL_DOMAIN}/{full}")
+        # What `hull pull NAME` stores (docker's normalisation): docker.io/library/NAME, docker.io/ORG/NAME.
+        out.append(f"docker.io/{full}" if "/" in full else f"docker.io/library/{full}")
     return out
 
 

@@ -1,0 +1,165 @@
+"""Pull an image from a registry into the content store.
+
+The order, as containerd's and skopeo's: resolve the reference to a
+manifest or index; from an index choose the manifest for the platform
+(the host's by default, with hull.oci.platform's ranking); then fetch the
+config and the layers, a bounded number at a time, each streamed once into
+the store's verified ingest (digest and size checked on the way, nothing
+visible on a mismatch). Blobs the store already has are not downloaded.
+
+The name is written into index.json last, and only when every blob is in
+the store and verified: a failed pull leaves no image behind. Blobs that
+did verify before the failure stay in ``blobs/`` unreferenced (so a retry
+does not fetch them again); a lease protects them from a concurrent ``gc``
+only while the pull runs, so ``hull image prune`` removes them.
+
+What is tagged is the platform's manifest (as ``skopeo copy`` without
+``--all`` does): the store only ever names complete images. A pull by
+digest alone is kept unnamed, under its manifest digest.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+from hull.distribution import DistributionError
+from hull.distribution.client import Registry
+from hull.distribution.reference import Reference
+from hull.image.errors import InvalidImage, NoMatchingPlatform
+from hull.oci import media_types as mt
+from hull.oci import platform as _platform
+from hull.oci._parse import SpecError
+from hull.oci.image import Descriptor, Index, Manifest, Platform, parse_config, parse_index, parse_manifest
+from hull.oci.records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from hull.image.store import LayoutStore, Lease
+
+DEFAULT_CONCURRENCY = 3  # containerd's default max concurrent downloads is 3
+MAX_DEPTH = 4
+
+
+@record
+class PullResult:
+    name: str  # the index.json ref name the image was stored under
+    descriptor: Descriptor  # of the manifest that was stored
+    index_digest: str  # the index the manifest came from, "" when the reference named a manifest
+    fetched: list[str]  # blobs downloaded
+    skipped: list[str]  # blobs the store already had
+
+
+def local_name(ref: Reference, manifest: Descriptor) -> str:
+    """The ref name for index.json: ``domain/path:tag`` as docker and podman store it, or, for a pull
+    by digest alone, the manifest digest (hull.image.names' placeholder for an unnamed image)."""
+    if ref.tag:
+        return f"{ref.repository}:{ref.tag}"
+    return str(manifest.digest)
+
+
+def _parse_index(data: bytes, desc: Descriptor) -> Index:
+    try:
+        return parse_index(data, desc.media_type or None)
+    except SpecError as err:
+        raise InvalidImage(f"{desc.digest}: {err}") from None
+
+
+def _parse_manifest(data: bytes, desc: Descriptor) -> Manifest:
+    try:
+        return parse_manifest(data, desc.media_type or None)
+    except SpecError as err:
+        raise InvalidImage(f"{desc.digest}: {err}") from None
+
+
+def resolve(registry: Registry, ref: Reference, platform: Platform | None = None) -> tuple[Descriptor, bytes, str]:
+    """The platform's manifest for ``ref``: (descriptor, bytes, digest of the index it came from or "")."""
+    want = _platform.normalize(platform) if platform is not None else _platform.host()
+    desc, data = registry.get_manifest(ref.path, ref.reference)
+    index_digest = ""
+    for _ in range(MAX_DEPTH):
+        if desc.media_type in mt.MANIFESTS:
+            return desc, data, index_digest
+        if desc.media_type not in mt.INDEXES:
+            raise InvalidImage(f"{ref}: media type {desc.media_type!r} is not an image manifest or index")
+        index = _parse_index(data, desc)
+        choices = _platform.select(index.manifests, want)
+        if not choices:
+            available = [_platform.format_platform(d.platform) for d in index.manifests if d.platform is not None]
+            raise NoMatchingPlatform(_platform.format_platform(want), available)
+        index_digest = index_digest or str(desc.digest)
+        chosen: Descriptor = choices[0]
+        desc, data = registry.get_manifest(ref.path, str(chosen.digest))
+        if desc.digest != chosen.digest or desc.size != chosen.size:
+            raise InvalidImage(f"{ref}: manifest {desc.digest} does not match the index's descriptor")
+        desc = Descriptor(chosen.media_type, desc.digest, desc.size, platform=chosen.platform)
+    raise InvalidImage(f"{ref}: image indexes nested more than {MAX_DEPTH} deep")
+
+
+def _fetch(registry: Registry, store: LayoutStore, repo: str, desc: Descriptor, lease: Lease) -> None:
+    response = registry.open_blob(repo, desc.digest)
+    try:
+        store.ingest(response.chunks(), desc.digest, desc.size, lease=lease)
+    finally:
+        response.abort()  # after a failure mid-body the connection cannot be reused
+
+
+def pull(
+    store: LayoutStore,
+    ref: Reference,
+    *,
+    registry: Registry | None = None,
+    platform: Platform | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    log: Callable[[str], None] | None = None,
+) -> PullResult:
+    """Pull ``ref`` into ``store``; see the module notes for what is guaranteed on failure."""
+    registry = registry or Registry(ref.domain)
+    say = log or (lambda _line: None)
+    mdesc, mdata, index_digest = resolve(registry, ref, platform)
+    manifest = _parse_manifest(mdata, mdesc)
+    config_desc, layers = manifest.config, manifest.layers
+    fetched: list[str] = []
+    skipped: list[str] = []
+    with store.lease() as lease:
+        todo: list[Descriptor] = []
+        seen: set[str] = set()
+        for desc in [config_desc, *layers]:
+            if desc.digest in seen:
+                continue
+            seen.add(desc.digest)
+            if store.has(desc.digest):
+                # Leased under the store's lock (ingest returns before reading an empty source).
+                store.ingest([], desc.digest, desc.size, lease=lease)
+                skipped.append(desc.digest)
+                say(f"{desc.digest.encoded[:12]}: already exists")
+            elif desc.media_type in mt.NON_DISTRIBUTABLE and desc.urls:
+                raise DistributionError(f"{desc.digest}: non-distributable layers (urls) are not supported yet")
+            else:
+                todo.append(desc)
+        with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="hull-pull") as pool:
+            futures = {pool.submit(_fetch, registry, store, ref.path, d, lease): d for d in todo}
+            for future in as_completed(futures):
+                error = future.exception()
+                if error is not None:
+                    for other in futures:
+                        other.cancel()  # queued downloads do not start; running ones end on their own
+                    # The store's and the client's errors name the blob (its digest or URL) already.
+                    raise error
+                fetched.append(futures[future].digest)
+                say(f"{futures[future].digest.encoded[:12]}: pulled")
+        if config_desc.media_type in mt.IMAGE_CONFIGS:
+            try:
+                config = parse_config(store.fetch(config_desc), path="config")
+            except SpecError as err:
+                raise InvalidImage(f"{config_desc.digest}: {err}") from None
+            if len(config.rootfs.diff_ids) != len(layers):
+                raise InvalidImage(
+                    f"{config_desc.digest}: config.rootfs.diff_ids has {len(config.rootfs.diff_ids)} entries "
+                    f"but the manifest has {len(layers)} layers"
+                )
+        store.write(mdata, mdesc.digest, lease=lease)
+        name = local_name(ref, mdesc)
+        store.set_ref(name, Descriptor(mdesc.media_type, mdesc.digest, mdesc.size, platform=mdesc.platform))
+    return PullResult(name, mdesc, index_digest, fetched, skipped)
