@@ -6,8 +6,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # podman, containerd and docker.io: the real engines that drive hull-runtime in tests/integration/test_engines.py.
 # skopeo and umoci: the OCI image tools hull's content store interoperates with (tests/integration/test_content_store.py).
+# docker-registry: distribution 2.8, the registry tests/integration/test_registry.py starts on loopback.
+# apache2-utils: htpasswd -B, the bcrypt password file of the Basic-auth registry in test_registry_auth.py.
 APT_PACKAGES=(busybox-static runc crun python3-venv python3-pip iproute2 util-linux procps bsdutils
-  podman containerd docker.io uidmap skopeo umoci)
+  podman containerd docker.io uidmap skopeo umoci docker-registry apache2-utils)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

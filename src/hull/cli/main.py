@@ -1,8 +1,9 @@
 """``hull``: the engine's command line. For now the image commands (docker/podman names).
 
-    hull [--root DIR] image import|load|save|ls|inspect|rm|tag|prune ...
-    hull images | load | save | import | tag | rmi ...   (docker's top-level aliases)
+    hull [--root DIR] image import|load|save|ls|inspect|rm|tag|prune|pull|push ...
+    hull images | load | save | import | tag | rmi | pull | push ...   (docker's top-level aliases)
     hull unpack IMAGE BUNDLE_DIR
+    hull login|logout REGISTRY   (credentials in podman's auth.json, or --authfile)
 
 ``--root`` is hull's storage (``/var/lib/hull`` for root, else
 ``$XDG_DATA_HOME/hull``, ``~/.local/share/hull`` by default, as podman's
@@ -78,6 +79,14 @@ def _image_commands(sub: Any, aliases: bool) -> None:
     p = add("tag", "give an image another name")
     p.add_argument("source", metavar="SOURCE")
     p.add_argument("target", metavar="TARGET")
+    p = add("pull", "download an image from a registry")
+    p.add_argument("ref", metavar="REF")
+    p.add_argument("--platform", default="", help="OS/ARCH[/VARIANT] to choose from an index (default: the host's)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p = add("push", "upload an image to a registry")
+    p.add_argument("source", metavar="IMAGE")
+    p.add_argument("dest", nargs="?", metavar="DESTINATION", help="registry reference (default: the image's name)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
 
 def ls_args(p: argparse.ArgumentParser) -> None:
@@ -104,11 +113,28 @@ def build_parser() -> argparse.ArgumentParser:
     unpack.add_argument("ref", metavar="IMAGE")
     unpack.add_argument("bundle", metavar="BUNDLE_DIR")
     unpack.add_argument("-t", "--tty", action="store_true", help="process.terminal true in config.json")
+    login = top.add_parser("login", help="log in to a registry (checked against it, then stored)")
+    login.set_defaults(command="login")
+    login.add_argument("registry", metavar="REGISTRY")
+    login.add_argument("-u", "--username", default=None)
+    login.add_argument("-p", "--password", default=None)
+    login.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    login.add_argument("--authfile", default=None, help="credentials file (default: podman's auth.json)")
+    logout = top.add_parser("logout", help="remove the stored credentials for a registry")
+    logout.set_defaults(command="logout")
+    logout.add_argument("registry", metavar="REGISTRY")
+    logout.add_argument("--authfile", default=None, help="credentials file (default: podman's auth.json)")
     top.add_parser("version", help="print the version").set_defaults(command="version")
     return parser
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command in ("login", "logout"):
+        from hull.cli import login
+
+        if args.command == "login":
+            return login.cmd_login(args.registry, args.username, args.password, args.password_stdin, args.authfile)
+        return login.cmd_logout(args.registry, args.authfile)
     from hull.cli import image as cli
     from hull.image.store import LayoutStore
 
@@ -132,6 +158,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cli.cmd_import(store, args.source, args.ref, args.change, args.message)
     if command == "unpack":
         return cli.cmd_unpack(store, args.ref, args.bundle, args.tty)
+    if command == "pull":
+        return cli.cmd_pull(store, args.ref, args.platform, args.quiet)
+    if command == "push":
+        return cli.cmd_push(store, args.source, args.dest, args.quiet)
     raise UsageError(f"unknown command {command!r}")
 
 
@@ -173,9 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
     except Exception as err:  # noqa: BLE001 - the CLI's one place that turns any failure into one line
         from hull.cli.image import CommandError
+        from hull.cli.login import LoginError
         from hull.image.errors import ImageError
 
-        if isinstance(err, ImageError | CommandError):
+        if isinstance(err, ImageError | CommandError | LoginError):
             sys.stderr.write(f"Error: {err}\n")
         elif isinstance(err, OSError):
             where = f"{err.filename}: " if err.filename else ""
