@@ -268,6 +268,46 @@ def test_terminal_without_console_socket_is_an_error_on_create(runtime: Runtime,
     assert runtime("list", "-q").stdout == ""
 
 
+def _under_a_terminal(rt: Runtime, *args: str) -> tuple[int, str]:
+    """``rt`` run by script(1), so its stdio is a terminal as in a user's shell; (exit status, what it printed)."""
+    import shlex
+    import subprocess
+    import tempfile
+
+    command = shlex.join([*rt.argv0, "--root", str(rt.root), *args])
+    with tempfile.TemporaryFile("w+") as out:
+        # script's stdin stays open (our pipe) until it is done: at EOF it may end the session early.
+        proc = subprocess.Popen(
+            ["script", "-qec", command, "/dev/null"], stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "COLUMNS": "90", "LINES": "30"}, text=True,
+        )  # fmt: skip
+        assert proc.stdin is not None
+        try:
+            # Typed at the terminal: relayed to the container's pty (which echoes it, as a terminal does).
+            proc.stdin.write("hello\n")
+            proc.stdin.flush()
+            code = proc.wait(timeout=60)
+        finally:
+            proc.stdin.close()
+        out.seek(0)
+        return code, out.read().replace("\r", "")
+
+
+def test_foreground_run_with_a_terminal_relays_it_as_runc(runtime: Runtime, runc: Runtime, make_bundle) -> None:
+    # runc run without --console-socket and with process.terminal: the runtime takes the pty master itself
+    # and relays it to its own terminal. (Not the size: script(1) gives its pty none when its stdin is a pipe.)
+    script = "tty; test -t 0 && echo stdin-is-a-tty; read line; echo typed: $line; exit 3"
+    bundle = make_bundle(["sh", "-c", script], set_process(terminal=True))
+    for rt in (runtime, runc):
+        code, out = _under_a_terminal(rt, "run", "--bundle", str(bundle), "tty1")
+        # The typed line is echoed by the terminals at a moment that varies: leave the echoes out.
+        assert (code, [line for line in out.splitlines() if line != "hello"]) == (
+            3,
+            ["/dev/pts/0", "stdin-is-a-tty", "typed: hello"],
+        ), (rt.argv0, out)
+    assert runtime("list", "-q").stdout == ""
+
+
 def test_console_socket_without_terminal_is_an_error(runtime: Runtime, make_bundle, console_socket) -> None:
     path, _ = console_socket
     proc = runtime("create", "--console-socket", path, "--bundle", str(make_bundle(["true"])), "c1", check=False)

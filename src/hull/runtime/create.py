@@ -32,6 +32,9 @@ def _now() -> str:
 class CreateOptions:
     bundle: str
     console_socket: str = ""
+    # A connected socket the pty master goes to instead of --console-socket:
+    # a foreground ``run`` with a terminal relays the pty itself (run.py).
+    console_fd: int = -1
     pid_file: str = ""
     no_pivot: bool = False
     no_new_keyring: bool = False
@@ -94,7 +97,7 @@ def _check_console_flags(config: Config, opts: CreateOptions) -> None:
     assert config.process is not None
     if opts.console_socket and not config.process.terminal:
         raise RuntimeFailure("cannot use console socket if runc will not detach or allocate tty")
-    if config.process.terminal and not opts.console_socket:
+    if config.process.terminal and not opts.console_socket and opts.console_fd < 0:
         raise RuntimeFailure("cannot allocate tty if runc will detach without setting console socket")
 
 
@@ -102,7 +105,10 @@ def _spawn(cdir: ContainerDir, record: Record, config: Config, opts: CreateOptio
     extra_env, preserved = _listen_fds()
     preserved += opts.preserve_fds
     _occupy_preserved(preserved)
-    console_sock = unixsock.connect(opts.console_socket) if opts.console_socket else None
+    if opts.console_fd >= 0:
+        console_sock: unixsock.Socket | None = unixsock.Socket(fileno=os.dup(opts.console_fd))
+    else:
+        console_sock = unixsock.connect(opts.console_socket) if opts.console_socket else None
     ctx = InitContext(
         config=config,
         container_id=record.id,

@@ -39,14 +39,21 @@ class Relay:
                 raise RuntimeFailure(f"open /dev/tty: {(err.strerror or str(err)).lower()}") from None
             self._own_host = True
         self._ours, self.child_end = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        self._master = -1
+
+    def receive(self) -> int:
+        """The pty master, sized as our terminal; before the process starts, so it never sees a 0x0 terminal."""
+        if self._master < 0:
+            self.child_end.close()
+            self._master = _receive_fd(self._ours)
+            self._ours.close()
+            _resize(self.host, self._master)
+        return self._master
 
     def run(self, pid: int) -> int:
         """Relay until ``pid`` exits; its exit status (128+N if killed by signal N)."""
-        self.child_end.close()
-        master = _receive_fd(self._ours)
-        self._ours.close()
+        master = self.receive()
         saved = termios.tcgetattr(self.host)
-        _resize(self.host, master)
         resize = {_signal.SIGWINCH: lambda _s, _f: _resize(self.host, master)}
         try:
             with forwarding.forwarding_to(pid, resize):

@@ -20,13 +20,35 @@ def run(store: Store, container_id: str, opts: create.CreateOptions, detach: boo
         create.create(store, container_id, opts)
         _start_or_delete(store, container_id)
         return 0
+    relay = None
+    if not opts.console_socket and _wants_terminal(opts.bundle):
+        # As runc: a foreground run with a terminal and no --console-socket
+        # gets the pty master back and relays it to the runtime's own terminal.
+        from hull.runtime import exec_tty
+
+        relay = exec_tty.Relay()
+        opts.console_fd = relay.child_end.fileno()
     L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
     pid = create.create(store, container_id, opts)
+    if relay is not None:
+        relay.receive()
     with forwarding.forwarding_to(pid):
         _start_or_delete(store, container_id)
-        status = _wait_for(pid)
+        status = relay.run(pid) if relay is not None else _wait_for(pid)
     container.delete(store, container_id, force=True)
     return status
+
+
+def _wants_terminal(bundle: str) -> bool:
+    """Whether the bundle's config asks for a terminal; anything unreadable is left for create to report."""
+    from hull.oci import jsonfast
+
+    try:
+        with open(os.path.join(bundle or ".", "config.json"), "rb") as f:
+            process = jsonfast.loads(f.read()).get("process") or {}
+    except (OSError, ValueError, AttributeError):
+        return False
+    return process.get("terminal") is True
 
 
 def _start_or_delete(store: Store, container_id: str) -> None:
