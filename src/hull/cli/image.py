@@ -238,6 +238,52 @@ def cmd_inspect(store: LayoutStore, refs: list[str]) -> int:
     return 1 if failed else 0
 
 
+def cmd_inspect_remote(refs: list[str], raw: bool) -> int:
+    """``--remote``: skopeo inspect's document per reference (one object for one reference, as
+    skopeo prints; an array for several); ``--raw``: the manifest bytes, unchanged."""
+    from hull.distribution import remote_inspect, sources
+    from hull.distribution.auth import Authenticator
+
+    docs: list[Any] = []
+    auth = Authenticator()
+    for text in refs:
+        ref, client, where, top = sources.resolve_pull(
+            text, authenticator=auth, attempt=lambda c, r: c.get_manifest(r.path, r.reference)
+        )
+        try:
+            if raw:
+                sys.stdout.buffer.write(top[1])
+                sys.stdout.flush()
+                continue
+            docs.append(remote_inspect.inspect(client, where, ref, top))
+        finally:
+            client.close()
+    if not raw:
+        print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=4))
+    return 0
+
+
+def cmd_copy(store: LayoutStore, source: str, dest: str, platform: str, quiet: bool) -> int:
+    """As skopeo copy (transports in hull.distribution.copy); a summary line on stderr."""
+    from hull.distribution import copy
+    from hull.distribution.auth import Authenticator
+    from hull.oci import platform as _platform
+
+    want = None
+    if platform:
+        try:
+            want = _platform.parse(platform)
+        except ValueError as err:
+            raise CommandError(f"--platform {platform!r}: {err}") from None
+    result = copy.copy(source, dest, store=store, platform=want, authenticator=Authenticator())
+    if not quiet:
+        sys.stderr.write(
+            f"Copied {result.digest}: {len(result.copied)} blobs copied, {len(result.mounted)} mounted, "
+            f"{len(result.skipped)} already there\n"
+        )
+    return 0
+
+
 def cmd_tag(store: LayoutStore, source: str, target: str) -> int:
     name = names.normalize(target)
     _image, found = find(store, source)
@@ -372,20 +418,13 @@ def _progress(quiet: bool) -> Callable[[str], None] | None:
     return None if quiet else _say
 
 
-def _registry(domain: str) -> Any:
-    """A client for ``domain`` with the user's credentials (anonymous when there are none)."""
+def cmd_pull(store: LayoutStore, text: str, platform: str, quiet: bool, unpack: str = "") -> int:
+    """As podman: progress on stderr, the image ID on stdout. ``unpack``: a rootfs directory to apply
+    the layers into while they download (hull.distribution.onepass)."""
+    from hull.distribution import pull, sources
     from hull.distribution.auth import Authenticator
-    from hull.distribution.client import Registry
-
-    return Registry(domain, authenticator=Authenticator())
-
-
-def cmd_pull(store: LayoutStore, text: str, platform: str, quiet: bool) -> int:
-    """As podman: progress on stderr, the image ID on stdout."""
-    from hull.distribution import pull, reference
     from hull.oci import platform as _platform
 
-    ref = reference.parse(text)
     want = None
     if platform:
         try:
@@ -393,9 +432,26 @@ def cmd_pull(store: LayoutStore, text: str, platform: str, quiet: bool) -> int:
         except ValueError as err:
             raise CommandError(f"--platform {platform!r}: {err}") from None
     say = _progress(quiet)
-    if say is not None:
-        say(f"Trying to pull {ref}...")
-    result = pull.pull(store, ref, registry=_registry(ref.domain), platform=want, log=say)
+    # Mirrors, then the registry; for a short name each search registry (sources' notes).
+    ref, client, where, resolved = sources.resolve_pull(
+        text, authenticator=Authenticator(), attempt=lambda c, r: pull.resolve(c, r, want), log=say
+    )
+    from hull.distribution.progress import reporter_for
+
+    progress = reporter_for(quiet)  # bars on a terminal, lines otherwise (the blob lines replace log=)
+    try:
+        result = pull.pull(
+            store,
+            where,
+            registry=client,
+            platform=want,
+            progress=progress,
+            resolved=resolved,
+            name=pull.local_name(ref, resolved[0]),
+            unpack_to=unpack,
+        )
+    finally:
+        progress.close()
     _mdesc, manifest = store.manifest(result.descriptor)
     if say is not None:
         say(f"Digest: {result.index_digest or result.descriptor.digest}")
@@ -413,7 +469,11 @@ def cmd_push(store: LayoutStore, source: str, dest: str | None, quiet: bool) -> 
         raise CommandError(f"{source}: the image has no name; give a DESTINATION")
     ref = reference.parse(target)
     image = Descriptor(desc.media_type, desc.digest, desc.size)
-    result = push.push(store, image, ref, registry=_registry(ref.domain), log=_progress(quiet))
+    from hull.distribution import sources
+    from hull.distribution.auth import Authenticator
+
+    client, where = sources.push_target(ref, authenticator=Authenticator())  # location rewrite, blocked, TLS
+    result = push.push(store, image, where, registry=client, log=_progress(quiet))
     if quiet:
         return 0
     counts = f"{len(result.uploaded)} uploaded, {len(result.mounted)} mounted, {len(result.skipped)} already there"

@@ -62,6 +62,13 @@ def _image_commands(sub: Any, aliases: bool) -> None:
         rm_args(p)
         p = add("inspect", "show images as JSON")
         p.add_argument("refs", nargs="+", metavar="IMAGE")
+        p.add_argument("--remote", action="store_true", help="inspect in the registry, as skopeo inspect docker://")
+        p.add_argument("--raw", action="store_true", help="with --remote: the manifest's bytes, unchanged")
+        p = add("copy", "copy an image: docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF]")
+        p.add_argument("source", metavar="SRC")
+        p.add_argument("dest", metavar="DST", help="as SRC; a plain name is an image of hull's store")
+        p.add_argument("--platform", default="", help="OS/ARCH[/VARIANT] to choose from an index (default: the host's)")
+        p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
         p = add("prune", "remove unnamed images and unreferenced blobs")
         p.add_argument("-f", "--force", action="store_true", help="do not prompt (hull never prompts)")
     p = add("import", "make an image from a root filesystem (tar file, '-' for stdin, or a directory)")
@@ -83,6 +90,8 @@ def _image_commands(sub: Any, aliases: bool) -> None:
     p.add_argument("ref", metavar="REF")
     p.add_argument("--platform", default="", help="OS/ARCH[/VARIANT] to choose from an index (default: the host's)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--unpack", default="", metavar="DIR", help="also unpack the layers into the new directory DIR, "
+                   "in the same pass as the download")  # fmt: skip
     p = add("push", "upload an image to a registry")
     p.add_argument("source", metavar="IMAGE")
     p.add_argument("dest", nargs="?", metavar="DESTINATION", help="registry reference (default: the image's name)")
@@ -143,6 +152,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "ls":
         return cli.cmd_ls(store, args.quiet, args.format, args.no_trunc)
     if command == "inspect":
+        if args.remote or args.raw:
+            return cli.cmd_inspect_remote(args.refs, args.raw)
         return cli.cmd_inspect(store, args.refs)
     if command == "rm":
         return cli.cmd_rm(store, args.refs, args.force)
@@ -158,8 +169,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cli.cmd_import(store, args.source, args.ref, args.change, args.message)
     if command == "unpack":
         return cli.cmd_unpack(store, args.ref, args.bundle, args.tty)
+    if command == "copy":
+        return cli.cmd_copy(store, args.source, args.dest, args.platform, args.quiet)
     if command == "pull":
-        return cli.cmd_pull(store, args.ref, args.platform, args.quiet)
+        return cli.cmd_pull(store, args.ref, args.platform, args.quiet, args.unpack)
     if command == "push":
         return cli.cmd_push(store, args.source, args.dest, args.quiet)
     raise UsageError(f"unknown command {command!r}")

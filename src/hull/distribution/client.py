@@ -27,6 +27,19 @@ Plain HTTP is used only for loopback registries (localhost, 127.0.0.0/8,
 ::1), as docker treats them as insecure by default; other registries are
 HTTPS until the registries config (insecure registries) is read.
 
+Robustness (issue 5 section 4): every request is re-sent, with exponential
+backoff and jitter, after a connection refused, reset, dropped or timed out
+and after a 500, 502, 503 or 504, a bounded number of times (``Retry``); a
+429 waits what ``Retry-After`` says (seconds or an HTTP date, RFC 9110
+10.2.3), up to a bound past which it fails at once rather than hang. Blob
+downloads (``download_blob``) resume with ``Range: bytes=N-`` from the byte
+reached, with ``If-Range`` naming the first answer's validator; a 200 to a
+ranged request (Range ignored, or the validator changed) starts the blob
+again from byte 0. A chunked upload answered 416 (the registry holds a
+different amount than the client thought, typically after a PATCH whose
+answer was lost) asks the upload's status (GET on its URL, ``Range: 0-N``)
+and continues from there.
+
 Authentication goes through one seam, ``Authenticator``: before every
 request it may give an Authorization value, and after a 401 it gets the
 ``WWW-Authenticate`` challenge and may give one to retry with. The default
@@ -35,17 +48,21 @@ is anonymous access.
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import json
+import os
+import random
 import socket
 import ssl
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 
 from hull.distribution import NotFoundError, RegistryError, TransportError, Unauthorized
 from hull.distribution.reference import DEFAULT_DOMAIN
-from hull.image.errors import DigestMismatch, SizeLimitExceeded
+from hull.image.errors import DigestMismatch, SizeLimitExceeded, SizeMismatch
 from hull.oci import digest as _digest
 from hull.oci import media_types as mt
 from hull.oci.digest import Digest
@@ -53,8 +70,21 @@ from hull.oci.image import Descriptor
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import BinaryIO, Protocol
+
+    class BlobSink(Protocol):
+        """Where a resumable download goes (hull.image.store.Partial): ``offset`` bytes are already
+        there; ``commit`` verifies and raises DigestMismatch/SizeMismatch after discarding the bytes."""
+
+        offset: int
+        resumed: bool
+        validator: str
+
+        def write(self, chunk: bytes) -> None: ...
+        def restart(self) -> None: ...
+        def set_validator(self, value: str) -> None: ...
+        def commit(self) -> object: ...
 
     class Authenticator(Protocol):
         """Gives the Authorization header value for a request to ``host`` needing ``scopes``
@@ -70,6 +100,57 @@ DOCKER_HUB_HOST = "registry-1.docker.io"
 MAX_REDIRECTS = 5
 MANIFEST_ACCEPT = (mt.INDEX, mt.MANIFEST, mt.DOCKER_MANIFEST_LIST, mt.DOCKER_MANIFEST)
 _LOOPBACK = ("localhost", "127.", "[::1]", "::1")
+RETRY_STATUS = (500, 502, 503, 504)  # a registry or a proxy in front of it failing, maybe for a moment
+TOO_MANY_REQUESTS = 429
+UPLOAD_GONE = ("BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN")
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, ""))
+    except ValueError:
+        return default
+
+
+class Retry:
+    """How failed requests are re-sent: at most ``attempts`` more times, waiting ``backoff * 2**n``
+    seconds (capped at ``max_delay``) with "equal jitter" (half fixed, half random) so that the
+    clients a registry restart dropped together do not come back together; a 429's Retry-After is
+    obeyed up to ``max_retry_after`` seconds. The defaults can be changed in the environment
+    (HULL_REGISTRY_RETRIES, HULL_REGISTRY_BACKOFF, HULL_REGISTRY_TIMEOUT for the socket timeout)."""
+
+    def __init__(
+        self,
+        attempts: int | None = None,
+        backoff: float | None = None,
+        max_delay: float = 10.0,
+        max_retry_after: float = 60.0,
+    ) -> None:
+        self.attempts = attempts if attempts is not None else int(_env_float("HULL_REGISTRY_RETRIES", 5))
+        self.backoff = backoff if backoff is not None else _env_float("HULL_REGISTRY_BACKOFF", 0.5)
+        self.max_delay = max_delay
+        self.max_retry_after = max_retry_after
+        self.sleep: Callable[[float], None] = time.sleep  # a seam for tests
+
+    def delay(self, attempt: int) -> float:
+        step: float = min(self.max_delay, self.backoff * float(2**attempt))
+        return step / 2 + random.uniform(0, step / 2)  # noqa: S311 - jitter, not a secret
+
+
+def retry_after(value: str, now: float | None = None) -> float | None:
+    """RFC 9110 10.2.3: ``Retry-After`` is delay-seconds or an HTTP-date; None when absent or bad."""
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 class Anonymous:
@@ -111,6 +192,10 @@ class Response:
         try:
             while chunk := self.raw.read(size):
                 yield chunk
+            if self.raw.length:
+                # http.client's read(n) returns b"" when the peer closes before Content-Length bytes
+                # (it raises IncompleteRead only when reading whole): a drop, not an end.
+                raise TransportError(f"{self.url}: connection lost while reading: {self.raw.length} bytes missing")
         except (OSError, http.client.HTTPException) as err:
             raise TransportError(f"{self.url}: connection lost while reading: {err}") from None
         finally:
@@ -149,8 +234,9 @@ class Registry:
         *,
         authenticator: Authenticator | None = None,
         insecure: bool | None = None,
-        timeout: float = 60.0,
+        timeout: float | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        retry: Retry | None = None,
     ) -> None:
         self.domain = domain
         self.host = endpoint(domain)
@@ -158,7 +244,8 @@ class Registry:
         self.scheme = "http" if (insecure if insecure is not None else is_loopback(self.host)) else "https"
         self.base = f"{self.scheme}://{self.host}"
         self.auth: Authenticator = authenticator or Anonymous()
-        self.timeout = timeout
+        self.timeout = timeout if timeout is not None else _env_float("HULL_REGISTRY_TIMEOUT", 60.0)
+        self.retry = retry or Retry()
         self.ssl_context = ssl_context
         self._local = threading.local()
 
@@ -226,12 +313,14 @@ class Registry:
         follow: bool = False,
     ) -> Response:
         """Send one request (authenticated, re-sent once after a 401 challenge), following redirects
-        if ``follow``; a status outside ``ok`` raises the registry's error."""
+        if ``follow``, re-sent after transient failures as ``self.retry`` says (see the module notes);
+        a status outside ``ok`` raises the registry's error."""
         url = path_or_url if "://" in path_or_url else self.base + path_or_url
         base_headers = {"User-Agent": "hull", **(headers or {})}
         challenge: str | None = None
         answer: str | None = None  # the authenticator's answer to the challenge, for the one re-send
         redirects = 0
+        failures = 0
         start = body.tell() if body is not None and not isinstance(body, bytes) else 0
         while True:
             sent = dict(base_headers)
@@ -240,7 +329,21 @@ class Registry:
                 value = answer if answer is not None else self.auth.authorize(self.host, scopes, None)
                 if value:
                     sent["Authorization"] = value
-            response = self._send(method, url, sent, body)
+            try:
+                response = self._send(method, url, sent, body)
+            except TransportError:
+                if failures >= self.retry.attempts:
+                    raise
+                self._pause(self.retry.delay(failures), body, start)
+                failures += 1
+                continue
+            if response.status in RETRY_STATUS or response.status == TOO_MANY_REQUESTS:
+                wait = self._wait_for(method, url, response, failures)
+                if wait is not None and response.status not in ok:
+                    response.drain()
+                    self._pause(wait, body, start)
+                    failures += 1
+                    continue
             if response.status == 401 and same_host and challenge is None:
                 challenge = response.header("WWW-Authenticate")
                 answer = self.auth.authorize(self.host, scopes, challenge)
@@ -262,6 +365,32 @@ class Registry:
             if response.status not in ok:
                 raise self._error(method, url, response)
             return response
+
+    def _wait_for(self, method: str, url: str, response: Response, failures: int) -> float | None:
+        """How long to wait before re-sending after a 429 or 5xx; None to give up (the caller raises
+        the registry's error). A Retry-After past the bound fails at once, naming it."""
+        if failures >= self.retry.attempts:
+            return None
+        if response.status != TOO_MANY_REQUESTS:
+            return self.retry.delay(failures)
+        asked = retry_after(response.header("Retry-After"))
+        if asked is None:
+            return self.retry.delay(failures)
+        if asked > self.retry.max_retry_after:
+            response.drain()
+            where = urllib.parse.urlsplit(url).path
+            raise RegistryError(
+                f"{self.domain}: {method} {where}: 429 Too Many Requests, retry after {asked:.0f} s "
+                f"(more than the {self.retry.max_retry_after:.0f} s hull waits)",
+                TOO_MANY_REQUESTS,
+                "TOOMANYREQUESTS",
+            )
+        return asked
+
+    def _pause(self, seconds: float, body: bytes | BinaryIO | None, start: int) -> None:
+        if body is not None and not isinstance(body, bytes):
+            body.seek(start)  # a streamed body is sent again from where it started
+        self.retry.sleep(seconds)
 
     def _error(self, method: str, url: str, response: Response) -> RegistryError:
         """spec.md "Error Codes": ``{"errors": [{"code", "message", "detail"}]}`` as one line."""
@@ -341,6 +470,73 @@ class Registry:
         """A streaming GET of a blob (redirects followed); the caller verifies what it reads."""
         return self.request("GET", f"/v2/{repo}/blobs/{digest}", scopes=(f"repository:{repo}:pull",), follow=True)
 
+    def download_blob(
+        self, repo: str, digest: str, sink: BlobSink, progress: Callable[[int], None] | None = None
+    ) -> None:
+        """GET a blob into ``sink``, resuming after a dropped connection from the byte reached.
+
+        A connection lost mid-body counts as one failure of ``self.retry`` (the request itself retries
+        its own failures); each new request asks ``Range: bytes=<offset>-``. After a digest
+        mismatch the sink has discarded the bytes. The mismatch is final when the blob came whole
+        from one answer starting at byte 0: the registry serves wrong content, and fetching it again
+        would only hide that. When the bytes were joined from several answers (or from a partial file
+        an earlier process left), the join itself may be at fault, so one fresh download from byte 0
+        is allowed; its result is then final either way."""
+        path = f"/v2/{repo}/blobs/{digest}"
+        scopes = (f"repository:{repo}:pull",)
+        failures = 0
+        fresh_allowed = True
+        joined = sink.resumed
+        while True:
+            offset = sink.offset
+            headers: dict[str, str] = {}
+            if offset:
+                headers["Range"] = f"bytes={offset}-"
+                if sink.validator:
+                    headers["If-Range"] = sink.validator
+            response = self.request("GET", path, scopes=scopes, headers=headers, follow=True, ok=(200, 206, 416))
+            if response.status == 416 or (response.status == 206 and _range_start(response) != offset):
+                # The partial file is longer than the blob, or the server answered another range:
+                # neither can be joined; start again from byte 0.
+                response.abort()
+                sink.restart()
+                failures += 1
+                if failures > self.retry.attempts:
+                    raise RegistryError(f"{self.domain}: GET {path}: the registry does not honour Range", 416)
+                continue
+            if response.status == 200:
+                if offset:
+                    sink.restart()  # Range ignored or the validator changed (If-Range): the whole blob
+                    joined = False
+                validator = response.header("ETag") or response.header("Last-Modified")
+                if validator:
+                    sink.set_validator(validator)
+            elif offset:
+                joined = True
+            try:
+                for chunk in response.chunks():
+                    sink.write(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+            except TransportError:
+                if failures >= self.retry.attempts:
+                    raise
+                self.retry.sleep(self.retry.delay(failures))
+                failures += 1
+                continue
+            finally:
+                response.abort()
+            try:
+                sink.commit()
+            except (DigestMismatch, SizeMismatch):
+                if joined and fresh_allowed:
+                    fresh_allowed = False
+                    joined = False
+                    sink.restart()
+                    continue
+                raise
+            return
+
     def blob_exists(self, repo: str, digest: str) -> int | None:
         """The blob's size if the repository has it (HEAD), else None."""
         try:
@@ -399,7 +595,10 @@ class Registry:
         scopes = self._push_scopes(repo)
         if chunk_size > 0:
             offset = 0
+            base = source.tell()
+            recoveries = 0
             while offset < size:
+                source.seek(base + offset)
                 piece = source.read(min(chunk_size, size - offset))
                 if not piece:
                     raise RegistryError(f"blob {digest}: source ended at {offset} of {size} bytes")
@@ -408,7 +607,27 @@ class Registry:
                     "Content-Length": str(len(piece)),
                     "Content-Range": f"{offset}-{offset + len(piece) - 1}",
                 }
-                response = self.request("PATCH", location, scopes=scopes, headers=headers, body=piece, ok=(202,))
+                try:
+                    response = self.request(
+                        "PATCH", location, scopes=scopes, headers=headers, body=piece, ok=(202, 416)
+                    )
+                except NotFoundError as err:
+                    # docker-registry answers a PATCH sent again with a stale ``_state`` (its first
+                    # answer was lost) 404 BLOB_UPLOAD_INVALID and cancels the session: start over.
+                    recoveries += 1
+                    if err.code not in UPLOAD_GONE or recoveries > self.retry.attempts:
+                        raise
+                    location, offset = self._restart_upload(repo, location, scopes)
+                    continue
+                if response.status == 416:
+                    # spec.md "Pushing a blob in chunks": out of order; ask where the upload stands
+                    # (a PATCH whose answer was lost may have been stored) and go on from there.
+                    response.drain()
+                    recoveries += 1
+                    if recoveries > self.retry.attempts:
+                        raise RegistryError(f"{self.domain}: PATCH {digest}: upload keeps answering 416", 416)
+                    location, offset = self.upload_status(location, scopes)
+                    continue
                 location = self._location(response, "upload chunk")
                 offset += len(piece)
             final = self.request(
@@ -421,6 +640,28 @@ class Registry:
             )
         final.drain()
         return "uploaded"
+
+    def _restart_upload(self, repo: str, location: str, scopes: Sequence[str]) -> tuple[str, int]:
+        """After the registry gave up an upload session: where it stands if it still exists, else a new
+        session from byte 0."""
+        try:
+            return self.upload_status(location, scopes)
+        except NotFoundError:
+            fresh = self.start_upload(repo)
+            if fresh is None:
+                raise RegistryError(f"{self.domain}: a new upload session was answered 201") from None
+            return fresh, 0
+
+    def upload_status(self, location: str, scopes: Sequence[str]) -> tuple[str, int]:
+        """spec.md "Pushing a blob in chunks": GET the upload URL; 204 with ``Range: 0-<last>`` (the
+        bytes the registry holds) and the Location to continue at. Returns (location, next offset)."""
+        response = self.request("GET", location, scopes=scopes, ok=(204,))
+        held = response.header("Range")
+        new_location = self._location(response, "upload status")
+        _first, dash, last = held.partition("-")
+        if not dash or not last.strip().isdigit():
+            return new_location, 0  # nothing stored yet ("0-0" on an empty upload is ambiguous)
+        return new_location, int(last) + 1
 
     def put_manifest(self, repo: str, reference: str, data: bytes, media_type: str) -> Digest:
         """PUT a manifest or index under a tag or its digest; returns its digest."""
@@ -478,6 +719,13 @@ def _sniff_media_type(data: bytes) -> str:
     if isinstance(value, str) and value:
         return value
     return mt.INDEX if "manifests" in doc else mt.MANIFEST if "config" in doc else ""
+
+
+def _range_start(response: Response) -> int:
+    """The first byte of a 206's ``Content-Range: bytes START-END/TOTAL`` (-1 when unreadable)."""
+    unit, _, spec = response.header("Content-Range").partition(" ")
+    start, dash, _rest = spec.partition("-")
+    return int(start) if unit == "bytes" and dash and start.isdigit() else -1
 
 
 def _with_digest(location: str, digest: str) -> str:

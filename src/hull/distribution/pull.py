@@ -36,6 +36,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from hull.distribution.onepass import OnePass
+    from hull.distribution.progress import Reporter
+    from hull.image.layer import ApplyOptions
     from hull.image.store import LayoutStore, Lease
 
 DEFAULT_CONCURRENCY = 3  # containerd's default max concurrent downloads is 3
@@ -97,12 +100,37 @@ def resolve(registry: Registry, ref: Reference, platform: Platform | None = None
     raise InvalidImage(f"{ref}: image indexes nested more than {MAX_DEPTH} deep")
 
 
-def _fetch(registry: Registry, store: LayoutStore, repo: str, desc: Descriptor, lease: Lease) -> None:
-    response = registry.open_blob(repo, desc.digest)
-    try:
-        store.ingest(response.chunks(), desc.digest, desc.size, lease=lease)
-    finally:
-        response.abort()  # after a failure mid-body the connection cannot be reused
+def _fetch(
+    registry: Registry,
+    store: LayoutStore,
+    repo: str,
+    desc: Descriptor,
+    lease: Lease,
+    progress: Reporter | None = None,
+    unpacker: OnePass | None = None,
+) -> None:
+    # Resumable: a dropped connection continues with Range (client.download_blob), and what a failed
+    # or killed pull wrote is continued by the next pull (store.resumable keeps the partial file).
+    advanced: Callable[[int], None] | None = None
+    if progress is not None:
+        reporter = progress
+        reporter.started(desc.digest, desc.size)
+        advanced = lambda n: reporter.advanced(desc.digest, n)  # noqa: E731
+    with store.resumable(desc.digest, desc.size, lease=lease) as part:
+        if advanced is not None and part.offset:
+            advanced(part.offset)
+        # With ``unpacker`` (pull(unpack_to=)), the bytes also stream into the layer applier.
+        sink = unpacker.sink(desc, part) if unpacker is not None else part
+        try:
+            registry.download_blob(repo, desc.digest, sink, advanced)
+        except BaseException:
+            if sink is not part:
+                sink.fail()  # type: ignore[union-attr]  # the Tee tells the applier to use the fallback
+            raise
+    if unpacker is not None:
+        unpacker.ready(desc.digest)
+    if progress is not None:
+        progress.finished(desc.digest)
 
 
 def pull(
@@ -113,11 +141,22 @@ def pull(
     platform: Platform | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     log: Callable[[str], None] | None = None,
+    progress: Reporter | None = None,
+    resolved: tuple[Descriptor, bytes, str] | None = None,
+    name: str = "",
+    unpack_to: str = "",
+    unpack_options: ApplyOptions | None = None,
 ) -> PullResult:
-    """Pull ``ref`` into ``store``; see the module notes for what is guaranteed on failure."""
+    """Pull ``ref`` into ``store``; see the module notes for what is guaranteed on failure.
+
+    ``progress`` hears of each blob (started/advanced/finished, or skipped), from the download threads.
+    ``unpack_to``: also apply the layers into this new directory (a rootfs) in the same pass as the
+    download (hull.distribution.onepass); it exists, complete, only if the pull succeeds."""
     registry = registry or Registry(ref.domain)
     say = log or (lambda _line: None)
-    mdesc, mdata, index_digest = resolve(registry, ref, platform)
+    # ``resolved``: the manifest already fetched (sources.resolve_pull tried the endpoints with it);
+    # ``name``: the user's name when ``ref`` is a mirror's or a rewritten location's.
+    mdesc, mdata, index_digest = resolved or resolve(registry, ref, platform)
     manifest = _parse_manifest(mdata, mdesc)
     config_desc, layers = manifest.config, manifest.layers
     fetched: list[str] = []
@@ -133,22 +172,39 @@ def pull(
                 # Leased under the store's lock (ingest returns before reading an empty source).
                 store.ingest([], desc.digest, desc.size, lease=lease)
                 skipped.append(desc.digest)
+                if progress is not None:
+                    progress.skipped(desc.digest)
                 say(f"{desc.digest.encoded[:12]}: already exists")
             elif desc.media_type in mt.NON_DISTRIBUTABLE and desc.urls:
                 raise DistributionError(f"{desc.digest}: non-distributable layers (urls) are not supported yet")
             else:
                 todo.append(desc)
-        with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="hull-pull") as pool:
-            futures = {pool.submit(_fetch, registry, store, ref.path, d, lease): d for d in todo}
-            for future in as_completed(futures):
-                error = future.exception()
-                if error is not None:
-                    for other in futures:
-                        other.cancel()  # queued downloads do not start; running ones end on their own
-                    # The store's and the client's errors name the blob (its digest or URL) already.
-                    raise error
-                fetched.append(futures[future].digest)
-                say(f"{futures[future].digest.encoded[:12]}: pulled")
+        unpacker: OnePass | None = None
+        if unpack_to:
+            from hull.distribution.onepass import OnePass
+
+            downloading = {d.digest for d in todo}
+            unpacker = OnePass(store, config_desc, list(layers), downloading, unpack_to, unpack_options)
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="hull-pull") as pool:
+                futures = {
+                    pool.submit(_fetch, registry, store, ref.path, d, lease, progress, unpacker): d for d in todo
+                }
+                for future in as_completed(futures):
+                    error = future.exception()
+                    if error is not None:
+                        for other in futures:
+                            other.cancel()  # queued downloads do not start; running ones end on their own
+                        # The store's and the client's errors name the blob (its digest or URL) already.
+                        raise error
+                    fetched.append(futures[future].digest)
+                    say(f"{futures[future].digest.encoded[:12]}: pulled")
+            if unpacker is not None:
+                unpacker.finish()  # before the name is written: a layer whose diff_id lies fails the pull
+        except BaseException:
+            if unpacker is not None:
+                unpacker.abort()
+            raise
         if config_desc.media_type in mt.IMAGE_CONFIGS:
             try:
                 config = parse_config(store.fetch(config_desc), path="config")
@@ -160,6 +216,6 @@ def pull(
                     f"but the manifest has {len(layers)} layers"
                 )
         store.write(mdata, mdesc.digest, lease=lease)
-        name = local_name(ref, mdesc)
+        name = name or local_name(ref, mdesc)
         store.set_ref(name, Descriptor(mdesc.media_type, mdesc.digest, mdesc.size, platform=mdesc.platform))
     return PullResult(name, mdesc, index_digest, fetched, skipped)

@@ -16,6 +16,11 @@ Guarantees:
 - Writers hold an ``flock`` on their temporary file; one left by a killed
   writer is unlocked, and is removed the next time a store is opened or
   collected. Two writers of the same blob both succeed.
+- The exception: a registry download (``resumable``) keeps its bytes in
+  ``.hull/ingest/partial-<alg>-<encoded>`` when it fails or is killed, so the
+  next pull continues it with Range; they are still verified before becoming
+  visible, and ``gc`` removes partial files nobody is writing.
+- A full disk raises ``StoreFull`` after removing the blob being written.
 - ``index.json`` is rewritten atomically (temporary file, fsync, rename) under
   the store's exclusive lock; blob commits take it shared, ``gc`` exclusive,
   so a collection never sees half a commit. Blobs a writer has committed
@@ -33,6 +38,7 @@ containerd's referrer labels treat them as belonging to the subject.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -43,6 +49,7 @@ from hull.image.errors import (
     AmbiguousReference,
     BlobNotFound,
     DigestMismatch,
+    ImageError,
     InvalidImage,
     LayoutError,
     NoMatchingPlatform,
@@ -289,11 +296,13 @@ class LayoutStore:
             os.fsync(fd)
             self._commit(tmp, actual, lease)
             return BlobInfo(actual, written)
-        except BaseException:
+        except BaseException as err:
             try:
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
+            if isinstance(err, OSError) and _no_space(err):
+                raise StoreFull(self.root, str(want or "being ingested"), err.strerror or "no space left") from None
             raise
         finally:
             os.close(fd)
@@ -319,6 +328,41 @@ class LayoutStore:
             _fsync_dir(os.path.dirname(target))
             if lease is not None:
                 lease.add(digest)
+
+    @contextmanager
+    def resumable(self, expected: str, size: int, *, lease: Lease | None = None) -> Iterator[Partial]:
+        """A download of ``expected`` that survives its writer: bytes go to ``.hull/ingest/partial-<alg>-
+        <encoded>``, kept when the writer fails or dies, and continued by the next one.
+
+        No hash state is saved (hashlib objects cannot be pickled): a writer that finds a partial file
+        re-reads its bytes once to rebuild the hash. While a writer holds the file (flock), a second
+        writer of the same blob gets a private temporary file instead. See ``Partial`` for the rest."""
+        want = _check_digest(expected, "expected digest")
+        if not want.verifiable:
+            raise UnsupportedDigest(f"cannot verify {want}: supported algorithms are sha256 and sha512")
+        with self._locked(shared=True):
+            os.makedirs(self._ingest_dir, exist_ok=True)
+            path = os.path.join(self._ingest_dir, f"{PARTIAL}{want.algorithm}-{want.encoded}")
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shared = False
+            except BlockingIOError:
+                os.close(fd)
+                fd, path = tempfile.mkstemp(dir=self._ingest_dir, prefix="blob-")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                shared = True
+        part = Partial(self, want, size, lease, fd, path, keep=not shared)
+        try:
+            yield part
+        finally:
+            if not part.keep and not part.committed:
+                for name in (path, path + ".validator"):
+                    try:
+                        os.unlink(name)  # still ours: unlinked before the lock is released below
+                    except FileNotFoundError:
+                        pass
+            os.close(fd)
 
     def open(self, digest: str) -> BinaryIO:
         try:
@@ -441,7 +485,8 @@ class LayoutStore:
                 return  # someone is busy with the store; the next command cleans up
             for folder in (self._ingest_dir, self._lease_dir):
                 for path, _fd in self._dead_files(folder):
-                    os.unlink(path)
+                    if not os.path.basename(path).startswith(PARTIAL):  # resumed by the next pull; gc removes
+                        os.unlink(path)
 
     # ------------------------------------------------------------ references (index.json)
 
@@ -618,6 +663,117 @@ class LayoutStore:
                     self._mark([Descriptor(media_type, d, size)], marked)
                     del subjects[d]
                     changed = True
+
+
+PARTIAL = "partial-"  # resumable downloads in .hull/ingest; kept across runs (see LayoutStore.resumable)
+
+
+def _no_space(err: OSError) -> bool:
+    return err.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+class StoreFull(ImageError):
+    """The store's file system is full: the blob being written was removed, nothing was made visible."""
+
+    def __init__(self, root: str, digest: str, strerror: str) -> None:
+        super().__init__(f"{root}: {strerror} while writing blob {digest}; nothing was stored")
+
+
+class Partial:
+    """One resumable blob download (from ``LayoutStore.resumable``).
+
+    ``offset`` bytes are already there (hashed); ``write`` appends, ``restart`` empties the file (a
+    server that ignored Range, a validator that changed), ``commit`` checks size and digest and makes
+    the blob visible. A wrong digest or size discards the bytes (the next attempt starts at 0) and
+    raises; a full disk discards them too (keeping them keeps the disk full) and raises ``StoreFull``.
+    Any other failure keeps them for the next attempt or the next process. ``validator`` (the first
+    response's ETag or Last-Modified) is kept beside the file, for If-Range after a crash."""
+
+    def __init__(
+        self, store: LayoutStore, want: Digest, size: int, lease: Lease | None, fd: int, path: str, keep: bool
+    ) -> None:
+        self.store, self.want, self.size, self.lease = store, want, size, lease
+        self.fd, self.path, self.keep, self.resumable = fd, path, keep, keep
+        self.committed = False
+        self.hasher = _digest.hasher(want.algorithm)
+        self.offset = 0
+        self.resumed = False  # bytes were there before this process wrote any
+        with os.fdopen(os.dup(fd), "rb") as f:
+            while chunk := f.read(CHUNK):
+                self.hasher.update(chunk)
+                self.offset += len(chunk)
+        if self.offset > size:
+            self.restart()
+        self.resumed = self.offset > 0
+        try:
+            with open(self.path + ".validator", encoding="utf-8") as v:
+                self.validator = v.read(1024).strip() if self.offset else ""
+        except OSError:
+            self.validator = ""
+
+    def set_validator(self, value: str) -> None:
+        self.validator = value
+        if self.keep:
+            with open(self.path + ".validator", "w", encoding="utf-8") as v:
+                v.write(value)
+
+    def restart(self) -> None:
+        self.keep = self.resumable
+        os.ftruncate(self.fd, 0)
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        self.hasher = _digest.hasher(self.want.algorithm)
+        self.offset = 0
+        self.resumed = False
+
+    def write(self, chunk: bytes) -> None:
+        if self.offset + len(chunk) > self.size:
+            self.discard()
+            raise SizeMismatch(self.size, self.offset + len(chunk), f"{self.want} (at least)")
+        os.lseek(self.fd, self.offset, os.SEEK_SET)
+        view = memoryview(chunk)
+        try:
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except OSError as err:
+            if _no_space(err):
+                self.discard()
+                raise StoreFull(self.store.root, str(self.want), err.strerror or "no space left") from None
+            raise
+        self.hasher.update(chunk)
+        self.offset += len(chunk)
+
+    def discard(self) -> None:
+        """Forget the bytes: the file is emptied now (freeing the space) and removed when the writer
+        closes it, unless a ``restart`` makes it a download again."""
+        self.restart()
+        self.keep = False
+        self.validator = ""
+
+    def commit(self) -> BlobInfo:
+        if self.offset != self.size:
+            got = self.offset
+            self.discard()
+            raise SizeMismatch(self.size, got, str(self.want))
+        actual = Digest(f"{self.want.algorithm}:{self.hasher.hexdigest()}")
+        if actual != self.want:
+            self.discard()
+            raise DigestMismatch(self.want, actual)
+        try:
+            os.fchmod(self.fd, 0o644)
+            os.fsync(self.fd)
+        except OSError as err:
+            if _no_space(err):
+                self.discard()
+                raise StoreFull(self.store.root, str(self.want), err.strerror or "no space left") from None
+            raise
+        self.store._commit(self.path, actual, self.lease)
+        self.committed = True
+        self.keep = False
+        try:
+            os.unlink(self.path + ".validator")
+        except FileNotFoundError:
+            pass
+        return BlobInfo(actual, self.size)
 
 
 def copy(src: LayoutStore, dst: LayoutStore, desc: Descriptor, lease: Lease | None = None) -> None:
