@@ -34,40 +34,21 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import unpack_bench  # noqa: E402 - the test image's builder, shared with the unpack benchmark
+from hull.testing import podman  # noqa: E402
+from hull.testing.registry import RegistryDidNotStart, RegistryServer  # noqa: E402
 
 PY = sys.executable
 HULL = os.path.join(os.path.dirname(PY), "hull")
 REPO = "bench/image"
-REGISTRY_CONFIG = """\
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {root}
-http:
-  addr: 127.0.0.1:{port}
-"""
-CONTAINERS_CONF = """\
-[containers]
-default_ulimits = []
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-"""
 # Pull then unpack the image's layers from the store: the blob is read twice.
 HULL_PULL_UNPACK = """
 import sys
@@ -102,48 +83,6 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
     t = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env)
     return time.perf_counter() - t
-
-
-class Registry:
-    """docker-registry on a free loopback port, storage under ``base``."""
-
-    def __init__(self, base: str) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.host = f"127.0.0.1:{port}"
-        self.storage = os.path.join(base, "storage")
-        os.makedirs(base, exist_ok=True)
-        config = os.path.join(base, "registry.yml")
-        with open(config, "w") as f:
-            f.write(REGISTRY_CONFIG.format(root=self.storage, port=port))
-        self.log = open(os.path.join(base, "registry.log"), "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(["docker-registry", "serve", config], stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise SystemExit("docker-registry did not start")
-            time.sleep(0.05)
-
-    def blob_file(self, digest: str) -> str:
-        algorithm, encoded = digest.split(":")
-        return os.path.join(self.storage, "docker/registry/v2/blobs", algorithm, encoded[:2], encoded, "data")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 def report(title: str, results: dict[str, list[float]], base: str, megabytes: float) -> None:
@@ -220,7 +159,7 @@ def main() -> int:
     sh(PY, "-m", "compileall", "-q", os.path.join(os.path.dirname(__file__), "..", "src"))
     base = tempfile.mkdtemp(prefix="hull-pull-bench-")
     sh("mount", "-t", "tmpfs", "-o", "size=4g", "tmpfs", base)
-    registry: Registry | None = None
+    registry: RegistryServer | None = None
     try:
         trees = unpack_bench.build_trees(os.path.join(base, "src"))
         layer_files = []
@@ -230,19 +169,19 @@ def main() -> int:
             layer_files.append(layer)
         layout, _mpath, _cpath = unpack_bench.build_layout(base, layer_files)
         shutil.rmtree(os.path.join(base, "src"))
-        registry = Registry(os.path.join(base, "registry"))
+        try:
+            registry = RegistryServer(os.path.join(base, "registry"))
+        except RegistryDidNotStart as err:
+            raise SystemExit(str(err)) from None
         ref = f"{registry.host}/{REPO}:1"
         sh("skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:bench", f"docker://{ref}")
         layers = [(unpack_bench.sha256_file(f)[0], os.path.getsize(f)) for f in layer_files]
-        blobs = [registry.blob_file(d) for d, _s in layers]
+        blobs = [str(registry.blob_file(d)) for d, _s in layers]
         megabytes = sum(size for _d, size in layers) / 1e6
         sizes = ", ".join(f"{size / 1e6:.1f} MB" for _d, size in layers)
         print(f"layers (gzip): {sizes}; registry {registry.host}; tmpfs at {base}; {args.n} interleaved runs")
 
-        conf = os.path.join(base, "containers.conf")
-        with open(conf, "w") as f:
-            f.write(CONTAINERS_CONF)
-        podman_env = {**os.environ, "CONTAINERS_CONF": conf}
+        podman_env = podman.conf_env(os.path.join(base, "containers.conf"))
         out = os.path.join(base, "out")
         dest = os.path.join(base, "dest")
 
@@ -253,8 +192,8 @@ def main() -> int:
             return timed(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{ref}", f"oci:{out}:bench"])
 
         def podman_pull() -> float:
-            podman = ["podman", "--root", f"{out}/root", "--runroot", f"{out}/run", "--storage-driver", "vfs"]
-            return timed([*podman, "pull", "-q", "--tls-verify=false", ref], env=podman_env)
+            argv = podman.storage_argv(f"{out}/root", f"{out}/run")
+            return timed([*argv, "pull", "-q", "--tls-verify=false", ref], env=podman_env)
 
         def hull_pull_unpack() -> float:
             return timed([PY, "-c", HULL_PULL_UNPACK, out, ref, f"{dest}/rootfs"])

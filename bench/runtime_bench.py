@@ -316,27 +316,22 @@ def build_bundles(work: str) -> tuple[str, str, str]:
     return bundle, probe, rootfs
 
 
-CONTAINERS_CONF = """\
-[containers]
-default_ulimits = []
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-"""
 PODMAN_IMAGE = "localhost/busybox:bench"
 
 
 def podman_argv(work: str) -> list[str]:
+    from hull.testing import podman
+
     store = os.path.join(work, "podman")
-    return ["/usr/bin/podman", "--root", f"{store}/root", "--runroot", f"{store}/run", "--storage-driver", "vfs"]
+    return podman.storage_argv(f"{store}/root", f"{store}/run", podman="/usr/bin/podman")
 
 
 def setup_podman(work: str, rootfs: str) -> str:
     """A private podman store holding the busybox image; returns the containers.conf path."""
+    from hull.testing import podman
+
     conf = os.path.join(work, "containers.conf")
-    with open(conf, "w") as f:
-        f.write(CONTAINERS_CONF)
-    env = dict(os.environ, CONTAINERS_CONF=conf)
+    env = podman.conf_env(conf)
     tar = os.path.join(work, "rootfs.tar")
     subprocess.run(["tar", "-C", rootfs, "-cf", tar, "."], check=True)
     proc = subprocess.run([*podman_argv(work), "import", tar, PODMAN_IMAGE], capture_output=True, text=True, env=env)

@@ -23,19 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from hull.testing import podman as podman_setup
+
 HULL_RUNTIME = os.path.join(os.path.dirname(sys.executable), "hull-runtime")
 IMAGE = "localhost/busybox:test"
-
-# Root lacks CAP_SYS_RESOURCE here, so podman's default ulimits (raising
-# RLIMIT_NOFILE and RLIMIT_NPROC hard limits) fail under every runtime.
-# cgroupfs: no systemd to ask; the file event logger: no journald.
-CONTAINERS_CONF = """\
-[containers]
-default_ulimits = []
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-"""
 
 
 def _run(args: list[str], timeout: float = 120, **kw: object) -> subprocess.CompletedProcess[str]:
@@ -101,11 +92,8 @@ def image_tar(busybox_rootfs: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 class Podman:
     def __init__(self, base: Path) -> None:
-        conf = base / "containers.conf"
-        conf.write_text(CONTAINERS_CONF)
-        self.env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-        self.argv = ["podman", "--root", str(base / "root"), "--runroot", str(base / "run"), "--storage-driver", "vfs"]
-        self.argv += ["--tmpdir", str(base / "tmp")]
+        self.env = podman_setup.conf_env(base / "containers.conf")
+        self.argv = podman_setup.storage_argv(str(base / "root"), str(base / "run"), str(base / "tmp"))
 
     def __call__(self, *args: str, runtime: str = HULL_RUNTIME, **kw: object) -> subprocess.CompletedProcess[str]:
         return _run([*self.argv, "--runtime", runtime, *args], env=self.env, **kw)

@@ -17,19 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from hull.testing import podman as podman_setup
+
 pytestmark = pytest.mark.usefixtures("root_required")
 
 BIN = os.path.dirname(sys.executable)
 HULL = os.path.join(BIN, "hull")
 HULL_RUNTIME = os.path.join(BIN, "hull-runtime")
 IMAGE = "localhost/busybox:test"
-CONTAINERS_CONF = """\
-[containers]
-default_ulimits = []
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-"""
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> str:
@@ -42,10 +37,8 @@ class Podman:
     """podman with private storage; the base is short: podman refuses long --runroot paths."""
 
     def __init__(self, base: Path) -> None:
-        (base / "containers.conf").write_text(CONTAINERS_CONF)
-        self.env = {**os.environ, "CONTAINERS_CONF": str(base / "containers.conf")}
-        self.argv = ["podman", "--root", f"{base}/r", "--runroot", f"{base}/rr", "--storage-driver", "vfs",
-                     "--tmpdir", f"{base}/t"]  # fmt: skip
+        self.env = podman_setup.conf_env(base / "containers.conf")
+        self.argv = podman_setup.storage_argv(f"{base}/r", f"{base}/rr", f"{base}/t")
 
     def __call__(self, *args: str) -> str:
         return run(*self.argv, *args, env=self.env)

@@ -32,7 +32,8 @@ from hull.image.errors import DigestMismatch
 from hull.image.layer import LayerSource, unpack_layers
 from hull.image.store import LayoutStore
 from hull.oci.image import parse_config
-from tests.integration.test_registry import HULL, SOURCE, RegistryProcess, run, skopeo_push
+from hull.testing.registry import RegistryServer
+from tests.integration.test_registry import HULL, SOURCE, import_source, run, skopeo_push
 from tests.integration.test_registry_faults import MiB, Proxy, cut_after, fast_registry
 
 pytestmark = pytest.mark.usefixtures("root_required")
@@ -45,18 +46,14 @@ class FakeTTY(io.StringIO):
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator[RegistryProcess]:
-    base = tmp_path / "registry"
-    base.mkdir()
-    reg = RegistryProcess(base)
-    yield reg
-    reg.stop()
+def registry(tmp_path: Path) -> Iterator[RegistryServer]:
+    with RegistryServer(tmp_path / "registry") as reg:
+        yield reg
 
 
 @pytest.fixture
 def busybox(tmp_path: Path, busybox_rootfs: Path) -> LayoutStore:
-    run(HULL, "--root", str(tmp_path / "src"), "image", "import", str(busybox_rootfs), SOURCE)
-    return LayoutStore(str(tmp_path / "src" / "images"))
+    return import_source(tmp_path, busybox_rootfs)
 
 
 def _tar(entries: list[tuple[str, bytes | None]]) -> bytes:
@@ -146,7 +143,7 @@ def two_pass(store: LayoutStore, name: str, dest: Path) -> None:
 
 
 def test_pull_writes_plain_lines_when_stderr_is_a_file_and_nothing_when_quiet(
-    tmp_path: Path, registry: RegistryProcess, busybox: LayoutStore
+    tmp_path: Path, registry: RegistryServer, busybox: LayoutStore
 ) -> None:
     ref = f"{registry.host}/test/busybox:1"
     skopeo_push(busybox, SOURCE, ref)
@@ -174,7 +171,7 @@ def test_pull_writes_plain_lines_when_stderr_is_a_file_and_nothing_when_quiet(
 
 
 def test_pull_through_the_terminal_reporter_draws_every_blob(
-    tmp_path: Path, registry: RegistryProcess, busybox: LayoutStore
+    tmp_path: Path, registry: RegistryServer, busybox: LayoutStore
 ) -> None:
     ref = f"{registry.host}/test/busybox:1"
     skopeo_push(busybox, SOURCE, ref)
@@ -192,7 +189,7 @@ def test_pull_through_the_terminal_reporter_draws_every_blob(
 
 
 def test_one_pass_pull_unpacks_the_same_tree_as_pull_then_unpack(
-    tmp_path: Path, registry: RegistryProcess, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, registry: RegistryServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(onepass, "DEPTH", 2)  # downloads run at most 2 chunks ahead: back-pressure is exercised
     source = layered_image(tmp_path)
@@ -214,7 +211,7 @@ def test_one_pass_pull_unpacks_the_same_tree_as_pull_then_unpack(
 
 
 def test_one_pass_reads_a_layer_the_store_already_has_from_the_store(
-    tmp_path: Path, registry: RegistryProcess, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, registry: RegistryServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = layered_image(tmp_path)
     ref = f"{registry.host}/test/layered:1"
@@ -233,7 +230,7 @@ def test_one_pass_reads_a_layer_the_store_already_has_from_the_store(
     assert (dest / "a/file1").read_text() == "three\n" and (dest / "big").stat().st_size == 6 << 20
 
 
-def test_one_pass_with_a_corrupt_blob_fails_and_leaves_no_rootfs(tmp_path: Path, registry: RegistryProcess) -> None:
+def test_one_pass_with_a_corrupt_blob_fails_and_leaves_no_rootfs(tmp_path: Path, registry: RegistryServer) -> None:
     source = layered_image(tmp_path)
     ref = f"{registry.host}/test/layered:1"
     skopeo_push(source, "layered", ref)
@@ -252,7 +249,7 @@ def test_one_pass_with_a_corrupt_blob_fails_and_leaves_no_rootfs(tmp_path: Path,
 
 
 def test_one_pass_survives_a_dropped_connection_mid_layer(
-    tmp_path: Path, registry: RegistryProcess, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, registry: RegistryServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The download resumes with Range: the stream into the applier continues where it was."""
     source = layered_image(tmp_path)
@@ -276,7 +273,7 @@ def test_one_pass_survives_a_dropped_connection_mid_layer(
 
 
 def test_one_pass_starts_over_from_the_store_when_a_download_restarts_from_byte_0(
-    tmp_path: Path, registry: RegistryProcess, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, registry: RegistryServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A server that ignores Range sends the blob again from 0: what the applier had is no prefix of
     the new stream, so the unpack is redone from the verified blobs in the store."""
@@ -309,7 +306,7 @@ def test_one_pass_starts_over_from_the_store_when_a_download_restarts_from_byte_
 
 
 def test_hull_pull_unpack_makes_the_rootfs_and_refuses_an_existing_directory(
-    tmp_path: Path, registry: RegistryProcess, busybox: LayoutStore, busybox_rootfs: Path
+    tmp_path: Path, registry: RegistryServer, busybox: LayoutStore, busybox_rootfs: Path
 ) -> None:
     ref = f"{registry.host}/test/busybox:1"
     skopeo_push(busybox, SOURCE, ref)

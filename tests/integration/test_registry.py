@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,27 +27,13 @@ from hull.oci import image as im
 from hull.oci import media_types as mt
 from hull.oci import platform as pf
 from hull.oci.image import Descriptor, Platform
+from hull.testing.registry import REGISTRY_BIN, RegistryServer
 
 pytestmark = pytest.mark.usefixtures("root_required")
 
 BIN = os.path.dirname(sys.executable)
 HULL = os.path.join(BIN, "hull")
-REGISTRY_BIN = "/usr/bin/docker-registry"
 SOURCE = "localhost/busybox:test"
-CONFIG = """\
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {root}
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:{port}
-"""
 
 
 def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -59,64 +43,23 @@ def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-class RegistryProcess:
-    def __init__(self, base: Path) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.host = f"127.0.0.1:{port}"
-        self.storage = base / "storage"
-        (base / "config.yml").write_text(CONFIG.format(root=self.storage, port=port))
-        self.log = open(base / "registry.log", "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [REGISTRY_BIN, "serve", str(base / "config.yml")],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"docker-registry did not start: {(base / 'registry.log').read_text()}")
-            time.sleep(0.05)
-
-    def blob_file(self, digest: str) -> Path:
-        d = dg.parse(digest)
-        return self.storage / "docker/registry/v2/blobs" / d.algorithm / d.encoded[:2] / d.encoded / "data"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator[RegistryProcess]:
+def registry(tmp_path: Path) -> Iterator[RegistryServer]:
     if not os.path.exists(REGISTRY_BIN) or shutil.which("skopeo") is None:
         pytest.fail("docker-registry and skopeo are not installed (scripts/setup.sh installs them)")
-    base = tmp_path / "registry"
-    base.mkdir()
-    reg = RegistryProcess(base)
-    yield reg
-    reg.stop()
+    with RegistryServer(tmp_path / "registry") as reg:
+        yield reg
+
+
+def import_source(tmp_path: Path, busybox_rootfs: Path) -> LayoutStore:
+    """A store with the busybox image as SOURCE, made by ``hull image import``."""
+    run(HULL, "--root", str(tmp_path / "src"), "image", "import", str(busybox_rootfs), SOURCE)
+    return LayoutStore(str(tmp_path / "src" / "images"))
 
 
 @pytest.fixture
 def source(tmp_path: Path, busybox_rootfs: Path) -> LayoutStore:
-    """A store with the busybox image, made by ``hull image import``."""
-    run(HULL, "--root", str(tmp_path / "src"), "image", "import", str(busybox_rootfs), SOURCE)
-    return LayoutStore(str(tmp_path / "src" / "images"))
+    return import_source(tmp_path, busybox_rootfs)
 
 
 def skopeo_push(store: LayoutStore, name: str, dest: str, *extra: str) -> None:
@@ -135,7 +78,7 @@ def graph(store: LayoutStore, desc: Descriptor) -> tuple[str, str, list[str]]:
 
 
 def test_hull_pulls_what_skopeo_pushed_digest_for_digest_and_unpacks_it(
-    tmp_path: Path, registry: RegistryProcess, source: LayoutStore, busybox_rootfs: Path
+    tmp_path: Path, registry: RegistryServer, source: LayoutStore, busybox_rootfs: Path
 ) -> None:
     ref = f"{registry.host}/test/busybox:1"
     skopeo_push(source, SOURCE, ref)
@@ -164,7 +107,7 @@ def test_hull_pulls_what_skopeo_pushed_digest_for_digest_and_unpacks_it(
     assert json.loads((bundle / "config.json").read_text())["root"]["path"] == "rootfs"
 
 
-def test_skopeo_pulls_what_hull_pushed(tmp_path: Path, registry: RegistryProcess, source: LayoutStore) -> None:
+def test_skopeo_pulls_what_hull_pushed(tmp_path: Path, registry: RegistryServer, source: LayoutStore) -> None:
     desc = source.resolve(SOURCE)
     expected = graph(source, desc)
     # the command line, monolithic uploads
@@ -205,7 +148,7 @@ def add_platform_manifest(store: LayoutStore, desc: Descriptor, arch: str) -> De
 
 
 def test_a_multi_arch_index_gives_the_hosts_platform(
-    tmp_path: Path, registry: RegistryProcess, source: LayoutStore
+    tmp_path: Path, registry: RegistryServer, source: LayoutStore
 ) -> None:
     host = pf.host()
     foreign = "arm64" if host.architecture != "arm64" else "amd64"
@@ -234,7 +177,7 @@ def test_a_multi_arch_index_gives_the_hosts_platform(
 
 
 def test_a_corrupted_blob_fails_the_pull_and_leaves_no_image(
-    tmp_path: Path, registry: RegistryProcess, source: LayoutStore
+    tmp_path: Path, registry: RegistryServer, source: LayoutStore
 ) -> None:
     ref = f"{registry.host}/tampered/busybox:1"
     skopeo_push(source, SOURCE, ref)
@@ -257,7 +200,7 @@ def test_a_corrupted_blob_fails_the_pull_and_leaves_no_image(
 
 
 def test_layers_already_in_the_store_are_not_downloaded(
-    tmp_path: Path, registry: RegistryProcess, source: LayoutStore
+    tmp_path: Path, registry: RegistryServer, source: LayoutStore
 ) -> None:
     ref = f"{registry.host}/skip/busybox:1"
     skopeo_push(source, SOURCE, ref)

@@ -13,14 +13,11 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,37 +28,16 @@ import pytest
 
 from hull.distribution.auth import Authenticator, AuthError
 from hull.distribution.credentials import Credentials
+from hull.testing.registry import REGISTRY_BIN, RegistryServer, htpasswd_auth, token_auth
 
-REGISTRY_BIN = "/usr/bin/docker-registry"
 HULL = os.path.join(os.path.dirname(sys.executable), "hull")
 USER, PASSWORD = "alice", "wonderland"
 REFRESH_TOKEN = "rt-" + "alice"
 SERVICE, ISSUER = "hull-test-registry", "hull-test-issuer"
-CONFIG = """\
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {root}
-http:
-  addr: 127.0.0.1:{port}
-auth:
-{auth}
-"""
 
 
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def run(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -71,40 +47,6 @@ def run(*args: str, input: str | None = None, check: bool = True) -> subprocess.
     return proc
 
 
-class RegistryProcess:
-    def __init__(self, base: Path, auth_yaml: str) -> None:
-        port = free_port()
-        self.host = f"127.0.0.1:{port}"
-        (base / "config.yml").write_text(CONFIG.format(root=base / "storage", port=port, auth=auth_yaml))
-        self.log_path = base / "registry.log"
-        self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([REGISTRY_BIN, "serve", str(base / "config.yml")], stdout=self.log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1).close()
-                raise AssertionError("the registry answered /v2/ without credentials")
-            except urllib.error.HTTPError as err:
-                if err.code == 401:
-                    break
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"docker-registry did not start: {self.log_path.read_text()}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-
 def need_tools() -> None:
     missing = [t for t in (REGISTRY_BIN, "htpasswd", "openssl") if shutil.which(t) is None]
     if missing:
@@ -112,15 +54,14 @@ def need_tools() -> None:
 
 
 @pytest.fixture
-def basic_registry(tmp_path: Path) -> Iterator[RegistryProcess]:
+def basic_registry(tmp_path: Path) -> Iterator[RegistryServer]:
     need_tools()
     base = tmp_path / "basic"
     base.mkdir()
     line = run("htpasswd", "-Bbn", USER, PASSWORD).stdout.strip()
     (base / "htpasswd").write_text(line + "\n")
-    reg = RegistryProcess(base, f"  htpasswd:\n    realm: hull-test\n    path: {base / 'htpasswd'}\n")
-    yield reg
-    reg.stop()
+    with RegistryServer(base, htpasswd_auth(base / "htpasswd")) as reg:
+        yield reg
 
 
 class TokenServer:
@@ -201,16 +142,13 @@ class TokenServer:
 
 
 @pytest.fixture
-def token_registry(tmp_path: Path) -> Iterator[tuple[RegistryProcess, TokenServer]]:
+def token_registry(tmp_path: Path) -> Iterator[tuple[RegistryServer, TokenServer]]:
     need_tools()
     base = tmp_path / "token"
     base.mkdir()
     ts = TokenServer(base)
-    auth = (f"  token:\n    realm: {ts.realm}\n    service: {SERVICE}\n    issuer: {ISSUER}\n"
-            f"    rootcertbundle: {ts.cert}\n")  # fmt: skip
-    reg = RegistryProcess(base, auth)
-    yield reg, ts
-    reg.stop()
+    with RegistryServer(base, token_auth(ts.realm, SERVICE, ISSUER, ts.cert)) as reg:
+        yield reg, ts
     ts.stop()
 
 
@@ -273,7 +211,7 @@ def authenticator(creds: Credentials | None) -> Authenticator:
     return Authenticator(lambda host: creds)
 
 
-def test_basic_auth(basic_registry: RegistryProcess) -> None:
+def test_basic_auth(basic_registry: RegistryServer) -> None:
     host = basic_registry.host
     auth = authenticator(Credentials(USER, PASSWORD))
     assert send(auth, "GET", f"http://{host}/v2/").status == 200
@@ -281,7 +219,7 @@ def test_basic_auth(basic_registry: RegistryProcess) -> None:
     assert head_manifest(auth, host, "lib/app", "1.0") == digest
 
 
-def test_basic_auth_wrong_password_is_one_clear_line(basic_registry: RegistryProcess) -> None:
+def test_basic_auth_wrong_password_is_one_clear_line(basic_registry: RegistryServer) -> None:
     host = basic_registry.host
     with pytest.raises(AuthError) as err:
         send(authenticator(Credentials(USER, "nope")), "GET", f"http://{host}/v2/")
@@ -290,7 +228,7 @@ def test_basic_auth_wrong_password_is_one_clear_line(basic_registry: RegistryPro
         send(authenticator(None), "GET", f"http://{host}/v2/")
 
 
-def test_token_auth(token_registry: tuple[RegistryProcess, TokenServer]) -> None:
+def test_token_auth(token_registry: tuple[RegistryServer, TokenServer]) -> None:
     reg, ts = token_registry
     auth = authenticator(Credentials(USER, PASSWORD))
     assert send(auth, "GET", f"http://{reg.host}/v2/").status == 200
@@ -303,7 +241,7 @@ def test_token_auth(token_registry: tuple[RegistryProcess, TokenServer]) -> None
     assert all(who is not None and who.startswith("Basic ") for _, _, who in ts.requests)
 
 
-def test_token_auth_with_identity_token_uses_oauth2_post(token_registry: tuple[RegistryProcess, TokenServer]) -> None:
+def test_token_auth_with_identity_token_uses_oauth2_post(token_registry: tuple[RegistryServer, TokenServer]) -> None:
     reg, ts = token_registry
     digest = push_image(authenticator(Credentials(USER, PASSWORD)), reg.host, "lib/app", "2")
     ts.requests.clear()
@@ -314,7 +252,7 @@ def test_token_auth_with_identity_token_uses_oauth2_post(token_registry: tuple[R
     ]
 
 
-def test_token_auth_refusals_are_one_clear_line(token_registry: tuple[RegistryProcess, TokenServer]) -> None:
+def test_token_auth_refusals_are_one_clear_line(token_registry: tuple[RegistryServer, TokenServer]) -> None:
     reg, ts = token_registry
     with pytest.raises(AuthError) as err:
         send(authenticator(Credentials(USER, "nope")), "GET", f"http://{reg.host}/v2/")
@@ -327,7 +265,7 @@ def test_token_auth_refusals_are_one_clear_line(token_registry: tuple[RegistryPr
     )
 
 
-def test_client_seam(token_registry: tuple[RegistryProcess, TokenServer]) -> None:
+def test_client_seam(token_registry: tuple[RegistryServer, TokenServer]) -> None:
     """The registry client (hull.distribution.client) drives the Authenticator through ``authorize``."""
     from hull.distribution.client import Registry
 

@@ -15,24 +15,21 @@ from pathlib import Path
 import pytest
 
 from hull.image.store import LayoutStore
-from tests.integration.test_registry import HULL, SOURCE, RegistryProcess, graph, run, skopeo_push
+from hull.testing.registry import RegistryServer
+from tests.integration.test_registry import HULL, SOURCE, graph, import_source, run, skopeo_push
 
 pytestmark = pytest.mark.usefixtures("root_required")
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator[RegistryProcess]:
-    base = tmp_path / "registry"
-    base.mkdir()
-    reg = RegistryProcess(base)
-    yield reg
-    reg.stop()
+def registry(tmp_path: Path) -> Iterator[RegistryServer]:
+    with RegistryServer(tmp_path / "registry") as reg:
+        yield reg
 
 
 @pytest.fixture
 def source(tmp_path: Path, busybox_rootfs: Path) -> LayoutStore:
-    run(HULL, "--root", str(tmp_path / "src"), "image", "import", str(busybox_rootfs), SOURCE)
-    return LayoutStore(str(tmp_path / "src" / "images"))
+    return import_source(tmp_path, busybox_rootfs)
 
 
 def copy(tmp_path: Path, src: str, dst: str) -> subprocess.CompletedProcess[str]:
@@ -40,7 +37,7 @@ def copy(tmp_path: Path, src: str, dst: str) -> subprocess.CompletedProcess[str]
 
 
 def test_registry_to_an_oci_directory_read_by_skopeo_and_umoci(
-    tmp_path: Path, registry: RegistryProcess, source: LayoutStore
+    tmp_path: Path, registry: RegistryServer, source: LayoutStore
 ) -> None:
     ref = f"{registry.host}/test/busybox:1"
     skopeo_push(source, SOURCE, ref)
@@ -60,7 +57,7 @@ def test_registry_to_an_oci_directory_read_by_skopeo_and_umoci(
 
 
 def test_an_oci_directory_to_the_registry_pulled_back_by_skopeo(
-    tmp_path: Path, registry: RegistryProcess, source: LayoutStore
+    tmp_path: Path, registry: RegistryServer, source: LayoutStore
 ) -> None:
     expected = graph(source, source.resolve(SOURCE))
     ref = f"{registry.host}/copied/busybox:1"
@@ -81,7 +78,7 @@ def test_an_oci_directory_to_the_registry_pulled_back_by_skopeo(
     assert remote["Digest"] == expected[0] and remote["Layers"] == expected[2]
 
 
-def test_oci_archive_to_the_registry_and_back(tmp_path: Path, registry: RegistryProcess, source: LayoutStore) -> None:
+def test_oci_archive_to_the_registry_and_back(tmp_path: Path, registry: RegistryServer, source: LayoutStore) -> None:
     expected = graph(source, source.resolve(SOURCE))
     archive = tmp_path / "image.tar"
     run("skopeo", "copy", "-q", f"oci:{source.root}:{SOURCE}", f"oci-archive:{archive}:img")
@@ -97,7 +94,7 @@ def test_oci_archive_to_the_registry_and_back(tmp_path: Path, registry: Registry
     assert not os.path.exists(f"{out}.hull-tmp")
 
 
-def test_a_corrupted_blob_is_not_copied(tmp_path: Path, registry: RegistryProcess, source: LayoutStore) -> None:
+def test_a_corrupted_blob_is_not_copied(tmp_path: Path, registry: RegistryServer, source: LayoutStore) -> None:
     ref = f"{registry.host}/tampered/busybox:1"
     skopeo_push(source, SOURCE, ref)
     _manifest, _config, layers = graph(source, source.resolve(SOURCE))
@@ -121,7 +118,7 @@ def test_a_corrupted_blob_is_not_copied(tmp_path: Path, registry: RegistryProces
     # Into another registry (a mount within one registry moves no bytes, so nothing to verify there):
     # the upload is abandoned before its last byte and the destination has nothing.
     (tmp_path / "other").mkdir()
-    other = RegistryProcess(tmp_path / "other")
+    other = RegistryServer(tmp_path / "other")
     try:
         failed = subprocess.run(
             [

@@ -30,7 +30,8 @@ from hull.distribution.push import push
 from hull.distribution.reference import parse
 from hull.image.importer import import_image
 from hull.image.store import LayoutStore
-from tests.integration.test_registry import HULL, REGISTRY_BIN, RegistryProcess
+from hull.testing.registry import REGISTRY_BIN, RegistryServer
+from tests.integration.test_registry import HULL
 
 pytestmark = pytest.mark.usefixtures("root_required")
 
@@ -128,18 +129,15 @@ def cut_after(limit: int, times: int = 1) -> Callable[[BaseHTTPRequestHandler, b
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator[RegistryProcess]:
+def registry(tmp_path: Path) -> Iterator[RegistryServer]:
     if not os.path.exists(REGISTRY_BIN):
         pytest.fail("docker-registry is not installed (scripts/setup.sh installs it)")
-    base = tmp_path / "registry"
-    base.mkdir()
-    reg = RegistryProcess(base)
-    yield reg
-    reg.stop()
+    with RegistryServer(tmp_path / "registry") as reg:
+        yield reg
 
 
 @pytest.fixture
-def proxy(registry: RegistryProcess) -> Iterator[Proxy]:
+def proxy(registry: RegistryServer) -> Iterator[Proxy]:
     p = Proxy(registry.host)
     yield p
     p.close()
@@ -156,7 +154,7 @@ def make_image(tmp_path: Path, name: str, sizes: list[int]) -> tuple[LayoutStore
     return store, f"localhost/{name}:1"
 
 
-def publish(tmp_path: Path, registry: RegistryProcess, name: str, size: int) -> tuple[str, str]:
+def publish(tmp_path: Path, registry: RegistryServer, name: str, size: int) -> tuple[str, str]:
     """Push an image with one layer of about ``size`` bytes; returns (repository path, layer digest)."""
     store, ref = make_image(tmp_path, name, [size])
     desc = store.resolve(ref)
@@ -188,7 +186,7 @@ def ingest_files(root: Path) -> dict[str, int]:
     return {p.name: p.stat().st_size for p in folder.iterdir()} if folder.is_dir() else {}
 
 
-def test_a_blob_dropped_mid_body_resumes_with_range(tmp_path: Path, registry: RegistryProcess, proxy: Proxy) -> None:
+def test_a_blob_dropped_mid_body_resumes_with_range(tmp_path: Path, registry: RegistryServer, proxy: Proxy) -> None:
     repo, layer = publish(tmp_path, registry, "drop", 3 * MiB)
     proxy.body_fault = cut_after(int(1.5 * MiB))
     client, waits = fast_registry(proxy.host)
@@ -205,7 +203,7 @@ def test_a_blob_dropped_mid_body_resumes_with_range(tmp_path: Path, registry: Re
 
 
 def test_429_and_5xx_are_retried_until_the_pull_succeeds(
-    tmp_path: Path, registry: RegistryProcess, proxy: Proxy
+    tmp_path: Path, registry: RegistryServer, proxy: Proxy
 ) -> None:
     repo, layer = publish(tmp_path, registry, "busy", 256 << 10)
     answers = {0: (503, {}), 1: (429, {"Retry-After": "0"}), 2: (502, {})}
@@ -231,7 +229,7 @@ def test_429_and_5xx_are_retried_until_the_pull_succeeds(
 
 
 def test_a_corrupted_byte_fails_the_pull_and_leaves_the_store_unchanged(
-    tmp_path: Path, registry: RegistryProcess, proxy: Proxy
+    tmp_path: Path, registry: RegistryServer, proxy: Proxy
 ) -> None:
     repo, layer = publish(tmp_path, registry, "corrupt", 1 * MiB)
 
@@ -256,7 +254,7 @@ def test_a_corrupted_byte_fails_the_pull_and_leaves_the_store_unchanged(
 
 
 def test_a_registry_dying_mid_pull_is_one_error_line_and_the_next_pull_resumes(
-    tmp_path: Path, registry: RegistryProcess, proxy: Proxy
+    tmp_path: Path, registry: RegistryServer, proxy: Proxy
 ) -> None:
     repo, layer = publish(tmp_path, registry, "dying", 3 * MiB)
     port = proxy.port
@@ -292,7 +290,7 @@ def test_a_registry_dying_mid_pull_is_one_error_line_and_the_next_pull_resumes(
     assert ingest_files(root) == {}
 
 
-def test_a_killed_pull_is_continued_by_the_next_one(tmp_path: Path, registry: RegistryProcess, proxy: Proxy) -> None:
+def test_a_killed_pull_is_continued_by_the_next_one(tmp_path: Path, registry: RegistryServer, proxy: Proxy) -> None:
     repo, layer = publish(tmp_path, registry, "killed", 3 * MiB)
 
     def stall(h: BaseHTTPRequestHandler, body: bytes) -> bool:
@@ -334,7 +332,7 @@ def test_a_killed_pull_is_continued_by_the_next_one(tmp_path: Path, registry: Re
 
 
 def test_a_full_disk_is_one_clear_error_and_no_image_is_visible(
-    tmp_path: Path, registry: RegistryProcess, proxy: Proxy
+    tmp_path: Path, registry: RegistryServer, proxy: Proxy
 ) -> None:
     repo, layer = publish(tmp_path, registry, "big", 10 * MiB)
     small = tmp_path / "small"
@@ -355,7 +353,7 @@ def test_a_full_disk_is_one_clear_error_and_no_image_is_visible(
 
 
 def test_a_chunk_whose_answer_was_lost_is_recovered_by_a_new_upload_session(
-    tmp_path: Path, registry: RegistryProcess, proxy: Proxy
+    tmp_path: Path, registry: RegistryServer, proxy: Proxy
 ) -> None:
     store, ref = make_image(tmp_path, "chunks", [3 * MiB])
     desc = store.resolve(ref)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +16,13 @@ from pathlib import Path
 import pytest
 
 from hull.image.store import LayoutStore
+from hull.testing.registry import RegistryServer, free_port
 from tests.integration.test_registry import (
     HULL,
     SOURCE,
-    RegistryProcess,
     graph,
     hull_root,
+    import_source,
     run,
     skopeo_push,
 )
@@ -32,18 +32,16 @@ pytestmark = pytest.mark.usefixtures("root_required")
 
 def closed_port() -> str:
     """A loopback address nobody listens on: connections to it are refused."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
+    return f"127.0.0.1:{free_port()}"
 
 
 @pytest.fixture
-def registries(tmp_path: Path) -> Iterator[list[RegistryProcess]]:
-    started: list[RegistryProcess] = []
+def registries(tmp_path: Path) -> Iterator[list[RegistryServer]]:
+    started: list[RegistryServer] = []
     for name in ("primary", "mirror"):
         base = tmp_path / name
         base.mkdir()
-        started.append(RegistryProcess(base))
+        started.append(RegistryServer(base))
     yield started
     for reg in started:
         reg.stop()
@@ -51,8 +49,7 @@ def registries(tmp_path: Path) -> Iterator[list[RegistryProcess]]:
 
 @pytest.fixture
 def source(tmp_path: Path, busybox_rootfs: Path) -> LayoutStore:
-    run(HULL, "--root", str(tmp_path / "src"), "image", "import", str(busybox_rootfs), SOURCE)
-    return LayoutStore(str(tmp_path / "src" / "images"))
+    return import_source(tmp_path, busybox_rootfs)
 
 
 def hull_with(conf: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -67,7 +64,7 @@ def write_conf(tmp_path: Path, text: str) -> Path:
 
 
 def test_a_mirror_that_is_down_falls_back_to_the_registry(
-    tmp_path: Path, registries: list[RegistryProcess], source: LayoutStore
+    tmp_path: Path, registries: list[RegistryServer], source: LayoutStore
 ) -> None:
     primary = registries[0]
     ref = f"{primary.host}/test/busybox:1"
@@ -84,7 +81,7 @@ def test_a_mirror_that_is_down_falls_back_to_the_registry(
 
 
 def test_a_mirror_that_has_the_image_serves_it_under_the_registrys_name(
-    tmp_path: Path, registries: list[RegistryProcess], source: LayoutStore
+    tmp_path: Path, registries: list[RegistryServer], source: LayoutStore
 ) -> None:
     primary, mirror = registries
     # Only the mirror has it (under the same path, as a pull-through mirror would): the pull can
@@ -110,7 +107,7 @@ def test_a_mirror_that_has_the_image_serves_it_under_the_registrys_name(
 
 
 def test_a_blocked_registry_is_refused_for_pull_and_push(
-    tmp_path: Path, registries: list[RegistryProcess], source: LayoutStore
+    tmp_path: Path, registries: list[RegistryServer], source: LayoutStore
 ) -> None:
     primary = registries[0]
     ref = f"{primary.host}/test/busybox:1"
@@ -131,7 +128,7 @@ def test_a_blocked_registry_is_refused_for_pull_and_push(
 
 
 def test_a_short_name_resolves_through_the_search_registries_in_order(
-    tmp_path: Path, registries: list[RegistryProcess], source: LayoutStore
+    tmp_path: Path, registries: list[RegistryServer], source: LayoutStore
 ) -> None:
     primary = registries[0]
     skopeo_push(source, SOURCE, f"{primary.host}/test/busybox:1")
@@ -148,7 +145,7 @@ def test_a_short_name_resolves_through_the_search_registries_in_order(
 
 
 def test_an_alias_names_the_image_a_short_name_means(
-    tmp_path: Path, registries: list[RegistryProcess], source: LayoutStore
+    tmp_path: Path, registries: list[RegistryServer], source: LayoutStore
 ) -> None:
     primary, mirror = registries
     skopeo_push(source, SOURCE, f"{primary.host}/test/busybox:1")
@@ -165,7 +162,7 @@ def test_an_alias_names_the_image_a_short_name_means(
 
 
 def test_a_location_rewrite_applies_to_pull_and_push(
-    tmp_path: Path, registries: list[RegistryProcess], source: LayoutStore
+    tmp_path: Path, registries: list[RegistryServer], source: LayoutStore
 ) -> None:
     primary = registries[0]
     conf = write_conf(tmp_path, f'[[registry]]\nprefix = "example.test/team"\nlocation = "{primary.host}/real"\n')
@@ -180,7 +177,7 @@ def test_a_location_rewrite_applies_to_pull_and_push(
 
 
 def test_remote_inspect_matches_skopeo_inspect_without_pulling(
-    tmp_path: Path, registries: list[RegistryProcess], source: LayoutStore
+    tmp_path: Path, registries: list[RegistryServer], source: LayoutStore
 ) -> None:
     primary = registries[0]
     ref = f"{primary.host}/test/busybox:1"
