@@ -64,11 +64,15 @@ def _image_commands(sub: Any, aliases: bool) -> None:
         p.add_argument("refs", nargs="+", metavar="IMAGE")
         p.add_argument("--remote", action="store_true", help="inspect in the registry, as skopeo inspect docker://")
         p.add_argument("--raw", action="store_true", help="with --remote: the manifest's bytes, unchanged")
+        p = add("referrers", "list the manifests whose subject is REF's (registry referrers API or its tag)")
+        p.add_argument("ref", metavar="REF")
+        p.add_argument("--artifact-type", default="", help="only referrers of this artifactType")
         p = add("copy", "copy an image: docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF]")
         p.add_argument("source", metavar="SRC")
         p.add_argument("dest", metavar="DST", help="as SRC; a plain name is an image of hull's store")
         p.add_argument("--platform", default="", help="OS/ARCH[/VARIANT] to choose from an index (default: the host's)")
         p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+        retry_args(p)
         p = add("prune", "remove unnamed images and unreferenced blobs")
         p.add_argument("-f", "--force", action="store_true", help="do not prompt (hull never prompts)")
     p = add("import", "make an image from a root filesystem (tar file, '-' for stdin, or a directory)")
@@ -92,10 +96,12 @@ def _image_commands(sub: Any, aliases: bool) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument("--unpack", default="", metavar="DIR", help="also unpack the layers into the new directory DIR, "
                    "in the same pass as the download")  # fmt: skip
+    retry_args(p)
     p = add("push", "upload an image to a registry")
     p.add_argument("source", metavar="IMAGE")
     p.add_argument("dest", nargs="?", metavar="DESTINATION", help="registry reference (default: the image's name)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    retry_args(p)
 
 
 def ls_args(p: argparse.ArgumentParser) -> None:
@@ -107,6 +113,32 @@ def ls_args(p: argparse.ArgumentParser) -> None:
 def rm_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("refs", nargs="+", metavar="IMAGE")
     p.add_argument("-f", "--force", action="store_true", help="remove every name of an image given by ID")
+    p.add_argument("--remote", action="store_true", help="delete the manifests from their registry, by digest")
+
+
+def retry_args(p: argparse.ArgumentParser) -> None:
+    """podman's names for pull/push; hull's defaults (hull.distribution.client.Retry) when not given."""
+    p.add_argument("--retry", type=int, default=None, metavar="N", help="times to re-send a failed request")
+    p.add_argument("--retry-delay", default="", metavar="DURATION",
+                   help="fixed wait between re-sends, as 1s or 500ms (default: exponential backoff)")  # fmt: skip
+
+
+def _configure_retry(args: argparse.Namespace) -> None:
+    """--retry / --retry-delay for every registry client of this command, and the one line on
+    stderr per re-send (silenced by -q)."""
+    from hull.cli.duration import DurationError, parse_duration
+    from hull.distribution.client import Retry, set_default_retry
+
+    if args.retry is not None and args.retry < 0:
+        raise UsageError(f"--retry {args.retry}: must be 0 or more (see 'hull --help')")
+    delay = None
+    if args.retry_delay:
+        try:
+            delay = parse_duration(args.retry_delay)
+        except DurationError as err:
+            raise UsageError(f"--retry-delay: {err} (see 'hull --help')") from None
+    log = None if args.quiet else lambda line: print(line, file=sys.stderr, flush=True)
+    set_default_retry(Retry(attempts=args.retry, fixed_delay=delay, log=log))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,7 +188,15 @@ def _dispatch(args: argparse.Namespace) -> int:
             return cli.cmd_inspect_remote(args.refs, args.raw)
         return cli.cmd_inspect(store, args.refs)
     if command == "rm":
+        if args.remote:
+            from hull.cli import remote
+
+            return remote.cmd_rm_remote(args.refs)
         return cli.cmd_rm(store, args.refs, args.force)
+    if command == "referrers":
+        from hull.cli import remote
+
+        return remote.cmd_referrers(args.ref, args.artifact_type)
     if command == "prune":
         return cli.cmd_prune(store)
     if command == "tag":
@@ -169,6 +209,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cli.cmd_import(store, args.source, args.ref, args.change, args.message)
     if command == "unpack":
         return cli.cmd_unpack(store, args.ref, args.bundle, args.tty)
+    if command in ("copy", "pull", "push"):
+        _configure_retry(args)
     if command == "copy":
         return cli.cmd_copy(store, args.source, args.dest, args.platform, args.quiet)
     if command == "pull":

@@ -71,7 +71,7 @@ from hull.oci.image import Descriptor
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from typing import BinaryIO, Protocol
+    from typing import Any, BinaryIO, Protocol
 
     class BlobSink(Protocol):
         """Where a resumable download goes (hull.image.store.Partial): ``offset`` bytes are already
@@ -117,7 +117,10 @@ class Retry:
     seconds (capped at ``max_delay``) with "equal jitter" (half fixed, half random) so that the
     clients a registry restart dropped together do not come back together; a 429's Retry-After is
     obeyed up to ``max_retry_after`` seconds. The defaults can be changed in the environment
-    (HULL_REGISTRY_RETRIES, HULL_REGISTRY_BACKOFF, HULL_REGISTRY_TIMEOUT for the socket timeout)."""
+    (HULL_REGISTRY_RETRIES, HULL_REGISTRY_BACKOFF, HULL_REGISTRY_TIMEOUT for the socket timeout).
+
+    ``fixed_delay``: wait that long before every re-send instead (podman's ``--retry-delay``, which
+    c/common's retry package uses as is, without backoff). ``log`` hears one line per re-send."""
 
     def __init__(
         self,
@@ -125,16 +128,42 @@ class Retry:
         backoff: float | None = None,
         max_delay: float = 10.0,
         max_retry_after: float = 60.0,
+        fixed_delay: float | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self.attempts = attempts if attempts is not None else int(_env_float("HULL_REGISTRY_RETRIES", 5))
         self.backoff = backoff if backoff is not None else _env_float("HULL_REGISTRY_BACKOFF", 0.5)
         self.max_delay = max_delay
         self.max_retry_after = max_retry_after
+        self.fixed_delay = fixed_delay
+        self.log = log
         self.sleep: Callable[[float], None] = time.sleep  # a seam for tests
 
     def delay(self, attempt: int) -> float:
+        if self.fixed_delay is not None:
+            return self.fixed_delay
         step: float = min(self.max_delay, self.backoff * float(2**attempt))
         return step / 2 + random.uniform(0, step / 2)  # noqa: S311 - jitter, not a secret
+
+    def note(self, method: str, url: str, seconds: float, failures: int, reason: str) -> None:
+        """The line ``log`` gets before re-send number ``failures + 1``, e.g. ``Retrying GET
+        http://h/v2/r/blobs/sha256:0123456789ab… in 0.8 s (retry 1/5): 503 Service Unavailable``."""
+        if self.log is None:
+            return
+        head, sep, tail = url.partition("sha256:")
+        if sep and len(tail) > 12:
+            url = f"{head}sha256:{tail[:12]}…"  # a digest shortened as docker's short IDs
+        self.log(f"Retrying {method} {url} in {seconds:.1f} s (retry {failures + 1}/{self.attempts}): {reason}")
+
+
+_default_retry: Retry | None = None
+
+
+def set_default_retry(retry: Retry | None) -> None:
+    """The policy of every Registry made from now on without ``retry=`` (the CLI's ``--retry``,
+    ``--retry-delay`` and retry log line); None goes back to ``Retry()``."""
+    global _default_retry
+    _default_retry = retry
 
 
 def retry_after(value: str, now: float | None = None) -> float | None:
@@ -245,7 +274,7 @@ class Registry:
         self.base = f"{self.scheme}://{self.host}"
         self.auth: Authenticator = authenticator or Anonymous()
         self.timeout = timeout if timeout is not None else _env_float("HULL_REGISTRY_TIMEOUT", 60.0)
-        self.retry = retry or Retry()
+        self.retry = retry or _default_retry or Retry()
         self.ssl_context = ssl_context
         self._local = threading.local()
 
@@ -331,16 +360,19 @@ class Registry:
                     sent["Authorization"] = value
             try:
                 response = self._send(method, url, sent, body)
-            except TransportError:
+            except TransportError as err:
                 if failures >= self.retry.attempts:
                     raise
-                self._pause(self.retry.delay(failures), body, start)
+                backoff = self.retry.delay(failures)
+                self.retry.note(method, url, backoff, failures, str(err).removeprefix(f"{method} {url}: "))
+                self._pause(backoff, body, start)
                 failures += 1
                 continue
             if response.status in RETRY_STATUS or response.status == TOO_MANY_REQUESTS:
                 wait = self._wait_for(method, url, response, failures)
                 if wait is not None and response.status not in ok:
                     response.drain()
+                    self.retry.note(method, url, wait, failures, f"{response.status} {response.raw.reason}".strip())
                     self._pause(wait, body, start)
                     failures += 1
                     continue
@@ -518,10 +550,12 @@ class Registry:
                     sink.write(chunk)
                     if progress is not None:
                         progress(len(chunk))
-            except TransportError:
+            except TransportError as err:
                 if failures >= self.retry.attempts:
                     raise
-                self.retry.sleep(self.retry.delay(failures))
+                wait = self.retry.delay(failures)
+                self.retry.note("GET", response.url, wait, failures, str(err).removeprefix(f"{response.url}: "))
+                self.retry.sleep(wait)
                 failures += 1
                 continue
             finally:
@@ -678,7 +712,45 @@ class Registry:
         returned = _digest_or_none(response.header("Docker-Content-Digest"))
         if returned is not None and returned.algorithm == actual.algorithm and returned != actual:
             raise DigestMismatch(actual, returned)
+        if b'"subject"' in data and not response.header("OCI-Subject"):
+            # spec.md "Unavailable Referrers API": no OCI-Subject answer means no referrers API;
+            # the pusher keeps the subject's referrers tag up to date.
+            from hull.distribution import referrers
+
+            referrers.add_to_fallback(self, repo, data, media_type, str(actual))
         return actual
+
+    def referrers(self, repo: str, digest: str, artifact_type: str | None = None) -> dict[str, Any]:
+        """The image index of ``repo@digest``'s referrers (hull.distribution.referrers)."""
+        from hull.distribution import referrers
+
+        return referrers.list_referrers(self, repo, digest, artifact_type)
+
+    def _delete(self, repo: str, kind: str, digest: str) -> None:
+        """spec.md "Deleting Manifests" / "Deleting Blobs": DELETE by digest, 202; a registry with
+        deletion disabled answers 405 (or 400 UNSUPPORTED)."""
+        try:
+            self.request(
+                "DELETE", f"/v2/{repo}/{kind}/{digest}", scopes=(f"repository:{repo}:delete",), ok=(202,)
+            ).drain()
+        except NotFoundError:
+            raise NotFoundError(f"{self.domain}/{repo}@{digest}: no such {kind[:-1]} in the registry", 404) from None
+        except RegistryError as err:
+            if err.status == 405 or (err.status == 400 and err.code == "UNSUPPORTED"):
+                why = f"{err.status} {err.code}".strip()
+                raise RegistryError(
+                    f"{self.domain}: cannot delete {repo}@{digest}: deleting is disabled in this registry ({why})",
+                    err.status,
+                    err.code,
+                ) from None
+            raise
+
+    def delete_manifest(self, repo: str, digest: str) -> None:
+        """Delete a manifest by digest (every tag naming it goes with it, as the registry decides)."""
+        self._delete(repo, "manifests", digest)
+
+    def delete_blob(self, repo: str, digest: str) -> None:
+        self._delete(repo, "blobs", digest)
 
     def tags(self, repo: str, page_size: int = 0) -> Iterator[str]:
         """Every tag of ``repo`` in the registry's order, page by page (``n``, ``last``, ``Link``)."""

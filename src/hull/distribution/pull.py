@@ -20,9 +20,9 @@ digest alone is kept unnamed, under its manifest digest.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import threading
 
-from hull.distribution import DistributionError
+from hull.distribution import NotFoundError
 from hull.distribution.client import Registry
 from hull.distribution.reference import Reference
 from hull.image.errors import InvalidImage, NoMatchingPlatform
@@ -34,12 +34,13 @@ from hull.oci.records import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from hull.distribution.onepass import OnePass
     from hull.distribution.progress import Reporter
     from hull.image.layer import ApplyOptions
     from hull.image.store import LayoutStore, Lease
+    from hull.oci.digest import Digest
 
 DEFAULT_CONCURRENCY = 3  # containerd's default max concurrent downloads is 3
 MAX_DEPTH = 4
@@ -122,7 +123,15 @@ def _fetch(
         # With ``unpacker`` (pull(unpack_to=)), the bytes also stream into the layer applier.
         sink = unpacker.sink(desc, part) if unpacker is not None else part
         try:
-            registry.download_blob(repo, desc.digest, sink, advanced)
+            try:
+                registry.download_blob(repo, desc.digest, sink, advanced)
+            except NotFoundError:
+                if not desc.urls:
+                    raise
+                # Not in the registry: a non-distributable layer's URLs (hull.distribution.foreign).
+                from hull.distribution import foreign
+
+                foreign.download(desc, sink, advanced, registry.retry)
         except BaseException:
             if sink is not part:
                 sink.fail()  # type: ignore[union-attr]  # the Tee tells the applier to use the fallback
@@ -131,6 +140,52 @@ def _fetch(
         unpacker.ready(desc.digest)
     if progress is not None:
         progress.finished(desc.digest)
+
+
+def _fetch_all(todo: list[Descriptor], concurrency: int, fetch: Callable[[Descriptor], None]) -> Iterator[Digest]:
+    """Run ``fetch`` on each descriptor, at most ``concurrency`` at a time, yielding digests as they
+    complete. The first failure stops queued downloads from starting, waits for the running ones to
+    end on their own, and is raised (the store's and the client's errors name the blob already).
+    Plain threads: concurrent.futures would import logging, a tenth of a pull's start-up."""
+    queue = list(reversed(todo))
+    done: list[tuple[Descriptor, BaseException | None]] = []
+    cond = threading.Condition()
+    stop = False
+
+    def worker() -> None:
+        while True:
+            with cond:
+                if stop or not queue:
+                    return
+                desc = queue.pop()
+            error: BaseException | None = None
+            try:
+                fetch(desc)
+            except BaseException as err:  # noqa: BLE001 - handed to the pulling thread, which raises it
+                error = err
+            with cond:
+                done.append((desc, error))
+                cond.notify()
+
+    threads = [
+        threading.Thread(target=worker, name=f"hull-pull-{i}") for i in range(min(max(1, concurrency), len(todo)))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in todo:
+            with cond:
+                while not done:
+                    cond.wait()
+                desc, error = done.pop(0)
+            if error is not None:
+                raise error
+            yield desc.digest
+    finally:
+        with cond:
+            stop = True
+        for thread in threads:
+            thread.join()
 
 
 def pull(
@@ -175,8 +230,6 @@ def pull(
                 if progress is not None:
                     progress.skipped(desc.digest)
                 say(f"{desc.digest.encoded[:12]}: already exists")
-            elif desc.media_type in mt.NON_DISTRIBUTABLE and desc.urls:
-                raise DistributionError(f"{desc.digest}: non-distributable layers (urls) are not supported yet")
             else:
                 todo.append(desc)
         unpacker: OnePass | None = None
@@ -186,19 +239,11 @@ def pull(
             downloading = {d.digest for d in todo}
             unpacker = OnePass(store, config_desc, list(layers), downloading, unpack_to, unpack_options)
         try:
-            with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="hull-pull") as pool:
-                futures = {
-                    pool.submit(_fetch, registry, store, ref.path, d, lease, progress, unpacker): d for d in todo
-                }
-                for future in as_completed(futures):
-                    error = future.exception()
-                    if error is not None:
-                        for other in futures:
-                            other.cancel()  # queued downloads do not start; running ones end on their own
-                        # The store's and the client's errors name the blob (its digest or URL) already.
-                        raise error
-                    fetched.append(futures[future].digest)
-                    say(f"{futures[future].digest.encoded[:12]}: pulled")
+            for digest in _fetch_all(
+                todo, concurrency, lambda d: _fetch(registry, store, ref.path, d, lease, progress, unpacker)
+            ):
+                fetched.append(digest)
+                say(f"{digest.encoded[:12]}: pulled")
             if unpacker is not None:
                 unpacker.finish()  # before the name is written: a layer whose diff_id lies fails the pull
         except BaseException:

@@ -27,7 +27,7 @@ storage:
   filesystem:
     rootdirectory: {root}
   delete:
-    enabled: true
+    enabled: {delete}
 http:
   addr: 127.0.0.1:{port}
 """
@@ -62,16 +62,19 @@ class RegistryServer:
     """A running docker-registry, storage in ``base``/storage; ``host`` is its 127.0.0.1:port.
 
     Ready once ``/v2/`` answers: 200 without auth, 401 with it (a 200 then means the auth section
-    was ignored). Stop with ``stop()`` or use it as a context manager."""
+    was ignored). ``delete=False`` disables DELETE (storage.delete.enabled: the registry answers
+    405). Stop with ``stop()`` or use it as a context manager."""
 
-    def __init__(self, base: str | os.PathLike[str], auth: str | None = None, timeout: float = 15) -> None:
+    def __init__(
+        self, base: str | os.PathLike[str], auth: str | None = None, timeout: float = 15, *, delete: bool = True
+    ) -> None:
         base = Path(base)
         base.mkdir(parents=True, exist_ok=True)
         port = free_port()
         self.host = f"127.0.0.1:{port}"
         self.storage = base / "storage"
         config = base / "config.yml"
-        text = CONFIG.format(root=self.storage, port=port)
+        text = CONFIG.format(root=self.storage, port=port, delete="true" if delete else "false")
         config.write_text(text + (f"auth:\n{auth}" if auth else ""))
         self.log_path = base / "registry.log"
         self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
