@@ -354,15 +354,7 @@ def _spawn(
     # can open its /proc/<pid>/exe, map_files or mem.
     L.prctl(PR_SET_DUMPABLE, 0)
     try:
-        for kind in FOR_CHILDREN:
-            if kind in ns_fds:
-                fd = ns_fds.pop(kind)
-                try:
-                    L.setns(fd, namespaces.CLONE_FLAGS[kind])
-                except OSError as err:
-                    raise SetupError(f"joining {kind} namespace: {err.strerror}") from None
-                finally:
-                    os.close(fd)
+        _join(ns_fds, FOR_CHILDREN, "joining {} namespace")
         # CVE-2019-5736, "#!/proc/self/exe": see exec_trampoline.
         trampoline = exec_trampoline.sealed_memfd()
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
@@ -491,15 +483,7 @@ def _child(
         process.close_fds_from(first_closed, keep=(*handoff.fds(), *ns_fds.values()))
         # Before the cgroup namespace is joined, while the paths are the host's.
         cgroups.join(record.cgroup_paths)
-        for kind in CHILD_ORDER:
-            if kind in ns_fds:
-                fd = ns_fds.pop(kind)
-                try:
-                    L.setns(fd, namespaces.CLONE_FLAGS[kind])
-                except OSError as err:
-                    raise SetupError(f"failed to setns into {kind} namespace: {err.strerror}") from None
-                finally:
-                    os.close(fd)
+        _join(ns_fds, CHILD_ORDER, "failed to setns into {} namespace")
         # setns(CLONE_NEWNS) put root and cwd at the container's root; be explicit about cwd.
         os.chdir("/")
         os.setsid()
@@ -577,3 +561,11 @@ def _message(err: BaseException) -> str:
 
 
 # ---------------------------------------------------------------- foreground
+
+
+def _join(ns_fds: dict[str, int], order: tuple[str, ...], what: str) -> None:
+    """Join the namespaces of ``order`` that ``ns_fds`` holds (taking their fds out of it), in that order."""
+    try:
+        namespaces.join([(kind, ns_fds.pop(kind)) for kind in order if kind in ns_fds], what)
+    except OSError as err:
+        raise SetupError(err.strerror or str(err)) from None

@@ -76,12 +76,13 @@ def open_join_fds(ns_plan: NamespacePlan) -> list[tuple[str, int]]:
     return fds
 
 
-def join(fds: list[tuple[str, int]]) -> None:
+def join(fds: list[tuple[str, int]], what: str = "joining {} namespace") -> None:
+    """setns(2) into each (kind, fd) in order, closing each fd; ``what`` words the error (runc's differ by caller)."""
     for kind, fd in fds:
         try:
             L.setns(fd, CLONE_FLAGS[kind])
         except OSError as err:
-            raise OSError(err.errno, f"joining {kind} namespace: {err.strerror}") from None
+            raise OSError(err.errno, f"{what.format(kind)}: {err.strerror}") from None
         finally:
             os.close(fd)
 
