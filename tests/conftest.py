@@ -104,3 +104,14 @@ def _cleanup(rt: Runtime) -> None:
         return
     for name in os.listdir(rt.root):
         rt("delete", "--force", name, check=False)
+
+
+@pytest.fixture(scope="session")
+def debian_image() -> str:
+    """The Debian bookworm rootfs tar with python3 (hull.testing.debian), built once and cached in
+    /var/cache/hull-tests between runs; the first build runs debootstrap (about 30 s, needs root)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (debootstrap)")
+    from hull.testing import debian
+
+    return debian.debian_rootfs_tar()

@@ -35,6 +35,10 @@ from hull.oci import media_types as mt
 from hull.oci import platform as _platform
 from hull.oci.image import Descriptor, describe, encode
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from hull.image.changeset import CreateOptions
+
 CHUNK = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -189,11 +193,13 @@ def _layer_from_stream(store: LayoutStore, source: BinaryIO, lease: Any) -> tupl
     return Descriptor(media_type, info.digest, info.size), tap.diff_id
 
 
-def _layer_from_directory(store: LayoutStore, path: str, lease: Any) -> tuple[Descriptor, str]:
+def _layer_from_directory(
+    store: LayoutStore, path: str, lease: Any, options: CreateOptions | None = None
+) -> tuple[Descriptor, str]:
     from hull.image.changeset import CreateOptions, create_layer
 
     with tempfile.TemporaryFile(dir=store.root) as tmp:
-        digests = create_layer(tmp, path, None, CreateOptions(compression="gzip"))
+        digests = create_layer(tmp, path, None, options or CreateOptions(compression="gzip"))
         tmp.seek(0)
         info = store.ingest(tmp, digests.digest, digests.size, lease=lease)
     return Descriptor(mt.LAYER_GZIP, info.digest, info.size), digests.diff_id
@@ -206,9 +212,13 @@ def import_image(
     *,
     changes: list[str] | None = None,
     message: str = "",
+    created: str | None = None,
+    layer_options: CreateOptions | None = None,
 ) -> tuple[Descriptor, str, str | None]:
     """Import ``source`` (a tar path, a directory path, or an open binary stream) as an image.
 
+    ``created`` replaces the config's creation time and ``layer_options`` how a directory's layer
+    is written (a fixed mtime and owner make the image reproducible: hull.image.builtin).
     Returns the manifest descriptor, the image ID (config digest) and the name it was tagged with.
     """
     name = names.normalize(ref) if ref else None
@@ -216,7 +226,7 @@ def import_image(
     apply_changes(config, changes or [])  # a bad --change fails before anything is written
     with store.lease() as lease:
         if isinstance(source, str) and os.path.isdir(source):
-            layer, diff_id = _layer_from_directory(store, source, lease)
+            layer, diff_id = _layer_from_directory(store, source, lease, layer_options)
         elif isinstance(source, str):
             try:
                 f = open(source, "rb")
@@ -226,7 +236,7 @@ def import_image(
                 layer, diff_id = _layer_from_stream(store, f, lease)
         else:
             layer, diff_id = _layer_from_stream(store, source, lease)
-        created = _created()
+        created = created or _created()
         host = _platform.host()
         doc: dict[str, Any] = {"created": created, "architecture": host.architecture}
         if host.variant:
