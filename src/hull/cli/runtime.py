@@ -206,12 +206,12 @@ def cmd_list(ctx: Context, argv: list[str]) -> int:
 
 
 def _print_table(states: list[State]) -> None:
-    # runc's text/tabwriter layout (minwidth 12, padding 3); the last column is not padded.
+    from hull.cli.table import tabulate
+
+    # runc's text/tabwriter.NewWriter(os.Stdout, 12, 1, 3, ' ', 0); the last column is not padded.
     rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
     rows += [[s.id, str(s.pid), s.status, s.bundle, s.created, s.owner] for s in states]
-    widths = [max(12, *(len(r[i]) + 3 for r in rows)) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        print("".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + row[-1])
+    sys.stdout.write(tabulate(rows, minwidth=12, tabwidth=1, padding=3))
 
 
 def cmd_spec(ctx: Context, argv: list[str]) -> int:
