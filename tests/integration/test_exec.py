@@ -129,7 +129,7 @@ def test_exec_in_a_no_pivot_container_lands_in_its_root(runtime: Runtime, make_b
     finally:
         runtime("delete", "--force", cid, check=False)
     lines = out.split()
-    assert lines[:-1] == ["bin", "dev", "etc", "proc", "root", "sbin", "sys", "tmp", "usr"]
+    assert lines[:-1] == ["bin", "dev", "etc", "home", "proc", "root", "sbin", "sys", "tmp", "usr", "var"]
     assert lines[-1].endswith("/rootfs")
 
 

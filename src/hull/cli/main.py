@@ -42,13 +42,33 @@ def default_root() -> str:
     return os.path.join(data, "hull")
 
 
-def _image_commands(sub: Any, aliases: bool) -> None:
-    """The image subcommands; with ``aliases``, under docker's top-level names too."""
+class _Skipped:
+    """Stands for a subcommand's parser that this invocation does not need: building every
+    subcommand's argparse parser costs several milliseconds of each command's start-up."""
 
-    def add(name: str, help: str, *other: str) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = sub.add_parser(name, help=help, aliases=list(other))
+    def add_argument(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def set_defaults(self, **kwargs: Any) -> None:
+        pass
+
+
+def _adder(sub: Any, wanted: str | None) -> Any:
+    """``add(name, help, *aliases)``: a subparser of ``sub``, or a _Skipped when ``wanted`` names another."""
+
+    def add(name: str, help: str, *other: str, **kwargs: Any) -> Any:
+        if wanted is not None and wanted != name and wanted not in other:
+            return _Skipped()
+        p: argparse.ArgumentParser = sub.add_parser(name, help=help, aliases=list(other), **kwargs)
         p.set_defaults(command=name)
         return p
+
+    return add
+
+
+def _image_commands(sub: Any, aliases: bool, wanted: str | None = None) -> None:
+    """The image subcommands; with ``aliases``, under docker's top-level names too."""
+    add = _adder(sub, wanted)
 
     if aliases:
         p = add("images", "list images")
@@ -104,19 +124,19 @@ def _image_commands(sub: Any, aliases: bool) -> None:
     retry_args(p)
 
 
-def ls_args(p: argparse.ArgumentParser) -> None:
+def ls_args(p: Any) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="only image IDs")
     p.add_argument("--format", default="", help="table (default) or json")
     p.add_argument("--no-trunc", action="store_true", help="full image IDs")
 
 
-def rm_args(p: argparse.ArgumentParser) -> None:
+def rm_args(p: Any) -> None:
     p.add_argument("refs", nargs="+", metavar="IMAGE")
     p.add_argument("-f", "--force", action="store_true", help="remove every name of an image given by ID")
     p.add_argument("--remote", action="store_true", help="delete the manifests from their registry, by digest")
 
 
-def retry_args(p: argparse.ArgumentParser) -> None:
+def retry_args(p: Any) -> None:
     """podman's names for pull/push; hull's defaults (hull.distribution.client.Retry) when not given."""
     p.add_argument("--retry", type=int, default=None, metavar="N", help="times to re-send a failed request")
     p.add_argument("--retry-delay", default="", metavar="DURATION",
@@ -141,35 +161,96 @@ def _configure_retry(args: argparse.Namespace) -> None:
     set_default_retry(Retry(attempts=args.retry, fixed_delay=delay, log=log))
 
 
-def build_parser() -> argparse.ArgumentParser:
+GROUPS = ("image", "volume", "system")
+
+
+def _command_words(argv: list[str]) -> tuple[str | None, str | None]:
+    """The command (and, for a group such as ``image``, its subcommand) named in ``argv``, found
+    without parsing: the flags before it are the global ones, of which only --root takes a value."""
+    words: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in GLOBAL_VALUE_FLAGS:
+            skip = True
+        elif arg in ("-h", "--help") and not words:
+            return None, None
+        elif not arg.startswith("-"):
+            words.append(arg)
+            if len(words) == 2 or words[0] not in GROUPS:
+                break
+    top = words[0] if words else None
+    return top, (words[1] if len(words) > 1 else None)
+
+
+GLOBAL_VALUE_FLAGS = ("--root", "--runroot")
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """hull's parser; given ``argv``, only the parser of the subcommand it names (``--help`` and
+    an unknown command get the whole tree)."""
+    top_word, sub_word = _command_words(argv) if argv is not None else (None, None)
     parser = _Parser(prog="hull", description="hull: OCI images and containers")
     parser.add_argument("--root", default=None, help="storage directory (default: %(default)s)")
+    parser.add_argument("--runroot", default=None, help="state that a reboot clears (default: /run/hull)")
     parser.add_argument("-v", "--version", action="store_true", help="print the version")
     top = parser.add_subparsers(dest="group", parser_class=_Parser)
-    image = top.add_parser("image", help="manage images")
-    _image_commands(image.add_subparsers(dest="sub", parser_class=_Parser, required=True), aliases=False)
-    _image_commands(top, aliases=True)
-    unpack = top.add_parser("unpack", help="unpack an image into a runtime bundle (rootfs and config.json)")
-    unpack.set_defaults(command="unpack")
+    add = _adder(top, top_word)
+    known = _TOP_LEVEL if top_word is not None else ()
+    if top_word is not None and top_word not in known:
+        top_word = None  # an unknown word: argparse's own error lists every command
+        add = _adder(top, None)
+    if top_word in (None, "image"):
+        image = top.add_parser("image", help="manage images")
+        _image_commands(image.add_subparsers(dest="sub", parser_class=_Parser, required=True), aliases=False,
+                        wanted=sub_word if top_word == "image" and sub_word in _IMAGE_SUB else None)  # fmt: skip
+    _image_commands(top, aliases=True, wanted=top_word)
+    unpack = add("unpack", "unpack an image into a runtime bundle (rootfs and config.json)")
     unpack.add_argument("ref", metavar="IMAGE")
     unpack.add_argument("bundle", metavar="BUNDLE_DIR")
     unpack.add_argument("-t", "--tty", action="store_true", help="process.terminal true in config.json")
-    login = top.add_parser("login", help="log in to a registry (checked against it, then stored)")
-    login.set_defaults(command="login")
+    login = add("login", "log in to a registry (checked against it, then stored)")
     login.add_argument("registry", metavar="REGISTRY")
     login.add_argument("-u", "--username", default=None)
     login.add_argument("-p", "--password", default=None)
     login.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     login.add_argument("--authfile", default=None, help="credentials file (default: podman's auth.json)")
-    logout = top.add_parser("logout", help="remove the stored credentials for a registry")
-    logout.set_defaults(command="logout")
+    logout = add("logout", "remove the stored credentials for a registry")
     logout.add_argument("registry", metavar="REGISTRY")
     logout.add_argument("--authfile", default=None, help="credentials file (default: podman's auth.json)")
-    top.add_parser("version", help="print the version").set_defaults(command="version")
+    add("version", "print the version")
+    for module in sorted({m for w, m in ENGINE_COMMANDS.items() if top_word in (None, w)}):
+        import importlib
+
+        importlib.import_module(f"hull.cli.{module}").add_parsers(add, sub_word if top_word in GROUPS else None)
     return parser
 
 
+# Every top-level word build_parser knows (a word outside it builds the whole tree for the error).
+_TOP_LEVEL = frozenset({
+    "image", "images", "rmi", "import", "load", "save", "tag", "pull", "push", "unpack", "login", "logout",
+    "version",
+})  # fmt: skip
+# The engine's commands: top-level word -> the hull.cli module that parses and runs it, through
+# ``add_parsers(add, subcommand)`` and ``cmd_<command>(paths, args)``.
+ENGINE_COMMANDS = {
+    **dict.fromkeys(("run", "create", "start", "stop", "restart", "kill", "rm", "ps", "logs", "wait", "inspect",
+                     "pause", "unpause"), "containers"),
+    **dict.fromkeys(("exec", "attach", "top", "stats", "cp", "port"), "container_tools"),
+    "volume": "volumes",
+    **dict.fromkeys(("system", "events"), "system"),
+}  # fmt: skip
+_TOP_LEVEL = _TOP_LEVEL | frozenset(ENGINE_COMMANDS)
+_IMAGE_SUB = frozenset({
+    "ls", "list", "rm", "remove", "inspect", "referrers", "copy", "prune", "import", "load", "save", "tag", "pull",
+    "push",
+})  # fmt: skip
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.group in ENGINE_COMMANDS:  # not `image rm`/`image inspect`, whose group is "image"
+        return _engine_command(args)
     if args.command in ("login", "logout"):
         from hull.cli import login
 
@@ -220,6 +301,36 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise UsageError(f"unknown command {command!r}")
 
 
+def _engine_command(args: argparse.Namespace) -> int:
+    import importlib
+
+    from hull.engine.errors import EngineError
+    from hull.engine.options import OptionError
+    from hull.engine.paths import EnginePaths
+
+    paths = EnginePaths(args.root or "", args.runroot or "")
+    module = importlib.import_module(f"hull.cli.{ENGINE_COMMANDS[args.group]}")
+    try:
+        if args.command == "inspect":
+            from hull.cli import containers
+
+            return containers.cmd_inspect(paths, args, lambda ref: _image_inspect(paths, ref))
+        result: int = getattr(module, f"cmd_{args.command}")(paths, args)
+        return result
+    except (EngineError, OptionError) as err:
+        sys.stderr.write(f"Error: {err}\n")
+        # docker's: 125 when run/create themselves fail, 1 for the other commands
+        return 125 if args.command in ("run", "create") else EXIT_FAILURE
+
+
+def _image_inspect(paths: Any, ref: str) -> list[dict[str, Any]]:
+    from hull.cli import image as cli
+    from hull.image.store import LayoutStore
+
+    image, _found = cli.find(LayoutStore(paths.images), ref)
+    return [cli.inspect_json(image)]
+
+
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """parse_args, with positionals allowed after flags (``import -c X DIR NAME``): argparse gives an
     optional positional up once a flag follows the first one, so late positionals are placed here."""
@@ -240,7 +351,7 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        args = _parse(build_parser(), argv)
+        args = _parse(build_parser(argv), argv)
         if args.version or getattr(args, "command", None) == "version":
             from hull import __version__
 
