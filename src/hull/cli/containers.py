@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 from hull.engine.errors import EngineError
 from hull.engine.paths import EnginePaths
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 EXIT_ENGINE = 125
 EXIT_CANNOT_EXECUTE = 126
@@ -242,18 +245,24 @@ def cmd_run(paths: EnginePaths, args: Any) -> int:
     from hull.engine import lifecycle, monitor
 
     opts = options_from(args)
+    waiting = monitor.prefork(paths)  # its imports overlap the container's making
     _prime_cgroups(opts.runtime)
-    container = lifecycle.create(paths, opts, quiet=args.quiet)
+    try:
+        container = lifecycle.create(paths, opts, quiet=args.quiet)
+    except BaseException:
+        waiting.cancel()
+        raise
     if opts.detach:
         try:
-            monitor.spawn(paths, lifecycle.container_store(paths), container, start=True)
+            waiting.go(container, start=True)
         except EngineError as err:
+            lifecycle.wait_exit(paths, container, 10)  # the monitor's clean-up (and --rm) done first
             sys.stderr.write(f"Error: {err}\n")
             return _start_exit_code(str(err))
         print(container.id)
         return 0
     try:
-        monitor.spawn(paths, lifecycle.container_store(paths), container, start=False)
+        waiting.go(container, start=False)
     except EngineError as err:
         sys.stderr.write(f"Error: {err}\n")
         return _start_exit_code(str(err))
@@ -278,6 +287,8 @@ def _attach_and_start(paths: EnginePaths, container: Any, *, stdin: bool, tty: b
             try:
                 session.start()
             except attach.StartFailed as err:
+                # The monitor tells of the failure before its clean-up: as docker, return once --rm removed it.
+                lifecycle.wait_exit(paths, container, 10)
                 sys.stderr.write(f"Error: {err}\n")
                 return _start_exit_code(str(err))
         if terminal:
@@ -303,6 +314,9 @@ def _attach_and_start(paths: EnginePaths, container: Any, *, stdin: bool, tty: b
         except EngineError:
             code = EXIT_ENGINE
     return code
+
+
+attach_and_start = _attach_and_start  # public: `hull attach` (cli/container_tools.py) attaches through it
 
 
 def _raw(fd: int) -> Any:
@@ -411,6 +425,7 @@ def cmd_restart(paths: EnginePaths, args: Any) -> int:
     def restart(c: Any) -> None:
         lifecycle.stop(paths, c, args.time)
         lifecycle.start(paths, lifecycle.container_store(paths).load(c.id))
+        lifecycle.emit(paths, "restart", c)  # docker: kill, die, stop, start, restart
 
     return _each(paths, args.containers, restart)
 
@@ -682,9 +697,7 @@ def cmd_inspect(paths: EnginePaths, args: Any, image_inspect: Any) -> int:
         from hull.cli.gotemplate import render
 
         for doc in docs:
-            sys.stdout.write(render(args.format, [doc], None))
-            if not args.format.endswith("\n"):
-                sys.stdout.write("\n")
+            sys.stdout.write(render(args.format, [doc], None))  # its "\n" per item is docker's one newline
     else:
         print(json.dumps(docs, indent=4))
     return status

@@ -15,9 +15,10 @@ stream):
 
 from __future__ import annotations
 
+import _socket
 import os
 import select
-import socket
+from collections.abc import Callable
 
 HELLO = b"H"
 START = b"S"
@@ -35,23 +36,47 @@ FRAME = 65536 + 1
 DETACH_KEYS = b"\x10\x11"
 
 
-def listen(path: str) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+def _short(path: str, call: Callable[[str], None]) -> None:
+    """``call`` with a name for ``path`` that fits sun_path (107 bytes): through an O_PATH descriptor
+    of its directory, since a --runroot plus a 64-hex ID may be longer."""
+    if len(path) < 100:
+        call(path)
+        return
+    fd = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        call(f"/proc/self/fd/{fd}/{os.path.basename(path)}")
+    finally:
+        os.close(fd)
+
+
+# The C module: ``import socket`` builds enums that cost a `hull run` more than its socket calls.
+Socket = _socket.socket
+_SEQPACKET = _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC
+
+
+def listen(path: str) -> Socket:
+    sock = Socket(_socket.AF_UNIX, _SEQPACKET)
     try:
         os.unlink(path)
     except FileNotFoundError:
         pass
-    sock.bind(path)
+    _short(path, sock.bind)
     os.chmod(path, 0o600)
     sock.listen(16)
     return sock
 
 
-def connect(path: str) -> socket.socket | None:
+def accept(listener: Socket) -> Socket:
+    fd, _ = listener._accept()  # type: ignore[attr-defined]
+    os.set_inheritable(fd, False)
+    return Socket(fileno=fd)
+
+
+def connect(path: str) -> Socket | None:
     """A connection to the monitor, or None when there is no monitor (it exited or died)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    sock = Socket(_socket.AF_UNIX, _SEQPACKET)
     try:
-        sock.connect(path)
+        _short(path, sock.connect)
     except (FileNotFoundError, ConnectionRefusedError):
         sock.close()
         return None
@@ -65,7 +90,7 @@ class Detached(Exception):
 class Session:
     """One attached client: streams the container's output to our fds, our stdin to it."""
 
-    def __init__(self, sock: socket.socket, *, stdin: bool, stdout: bool, stderr: bool) -> None:
+    def __init__(self, sock: Socket, *, stdin: bool, stdout: bool, stderr: bool) -> None:
         self.sock = sock
         self.stdin = stdin
         flags = ("i" if stdin else "") + ("o" if stdout else "") + ("e" if stderr else "")

@@ -16,13 +16,16 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from hull.engine.errors import AmbiguousContainer, ContainerNotFound, NameInUse
 from hull.engine.options import ResolvedMount, RunOptions
 from hull.oci.records import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any
 
 RECORD = "container.json"
 NAMES = ".names"

@@ -81,6 +81,8 @@ def hosts_content(hostname: str, add_hosts: Iterable[str], network: str, *, host
 
 
 def _is_loopback(address: str) -> bool:
+    if "." in address and ":" not in address:  # IPv4 without the ipaddress module's import cost
+        return address.startswith("127.")
     import ipaddress
 
     try:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 from hull.engine.errors import ImageUnavailable
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from hull.image.store import LayoutStore
     from hull.oci.image import Descriptor, Platform
@@ -41,7 +41,12 @@ def find_or_pull(store: LayoutStore, ref: str, policy: str, platform: Platform |
         return found
     if policy == "never":
         raise ImageUnavailable(f"{ref}: image not known (and --pull never)")
-    pull(store, ref, platform, quiet)
+    from hull.image.errors import ImageError
+
+    try:
+        pull(store, ref, platform, quiet)
+    except ImageError as err:  # an EngineError, so that run/create exit 125 as docker's
+        raise ImageUnavailable(str(err)) from None
     found = _lookup(store, ref)
     if found is None:
         raise ImageUnavailable(f"{ref}: pulled, but not found in the store")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any
 
 from hull.engine.containers import (
     CREATED,
@@ -29,7 +28,10 @@ from hull.engine.errors import EngineError, InvalidContainerState
 from hull.engine.options import ResolvedMount, RunOptions
 from hull.engine.paths import EnginePaths
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from hull.engine.runtimes import OCIRuntime
 
 DEFAULT_STOP_TIMEOUT = 10
@@ -182,9 +184,6 @@ def _init_binary() -> str:
 
 def _resolve_mounts(paths: EnginePaths, container: Container, rootfs: str, image: Any) -> list[ResolvedMount]:
     """-v/--mount/--tmpfs and the image's VOLUMEs as the runtime gets them (volumes made as needed)."""
-    from hull.engine.volumes import ANONYMOUS_LABEL, VolumeStore, copy_up
-
-    volumes = VolumeStore(paths.volumes)
     out: list[ResolvedMount] = []
     asked = {m.destination.rstrip("/") or "/" for m in container.options.mounts}
     requests = list(container.options.mounts)
@@ -194,6 +193,11 @@ def _resolve_mounts(paths: EnginePaths, container: Container, rootfs: str, image
             from hull.engine.options import MountRequest
 
             requests.append(MountRequest(type="volume", destination=destination))
+    if not requests:
+        return out
+    from hull.engine.volumes import ANONYMOUS_LABEL, VolumeStore, copy_up
+
+    volumes = VolumeStore(paths.volumes)
     for m in requests:
         options = list(m.options) + (["ro"] if m.readonly else [])
         if m.type == "bind":
@@ -277,12 +281,12 @@ def start(paths: EnginePaths, container: Container) -> int:
     if container.status == CREATED and monitor_alive(container):
         sock = attach.connect(paths.attach_socket(container.id))
         if sock is not None:
-            with sock:
-                session = attach.Session(sock, stdin=False, stdout=False, stderr=False)
-                try:
-                    return session.start()
-                except attach.StartFailed as err:
-                    raise EngineError(str(err)) from None
+            try:
+                return attach.Session(sock, stdin=False, stdout=False, stderr=False).start()
+            except attach.StartFailed as err:
+                raise EngineError(str(err)) from None
+            finally:
+                sock.close()
     containers = container_store(paths)
     containers.update(container.id, _restart_reset)
     return monitor.spawn(paths, containers, container, start=True)
@@ -304,6 +308,7 @@ def kill(paths: EnginePaths, container: Container, signum: int) -> None:
     if container.status not in (RUNNING, PAUSED, CREATED):
         raise InvalidContainerState(f"container {container.short_id} is not running")
     container_store(paths).update(container.id, lambda c: setattr(c, "stopped_by_user", True))
+    emit(paths, "kill", container, {"signal": str(signum)})  # before the signal: ordered before its "die"
     runtime_for(paths, container).kill(container.id, signum)
 
 
@@ -322,17 +327,23 @@ def stop(paths: EnginePaths, container: Container, timeout: int | None = None) -
     if container.status == PAUSED:
         runtime.resume(container.id)
     if container.status in (RUNNING, PAUSED):
+        signum = signal_number(_stop_signal(paths, container))
+        emit(paths, "kill", container, {"signal": str(signum)})
         try:
-            runtime.kill(container.id, signal_number(_stop_signal(paths, container)))
+            runtime.kill(container.id, signum)
         except EngineError:
             pass  # gone meanwhile
         if wait_exit(paths, container, timeout) is not None:
+            emit(paths, "stop", container)
             return
+        emit(paths, "kill", container, {"signal": "9"})
     try:
         runtime.kill(container.id, 9)
     except EngineError:
         pass
     wait_exit(paths, container, None)
+    if container.status in (RUNNING, PAUSED, RESTARTING):
+        emit(paths, "stop", container)  # docker: "stop" once a running container stopped
 
 
 def _stop_signal(paths: EnginePaths, container: Container) -> str:
@@ -357,21 +368,22 @@ def wait_exit(paths: EnginePaths, container: Container, timeout: float | None) -
     deadline = None if timeout is None else time.monotonic() + timeout
     sock = attach.connect(paths.attach_socket(container.id))
     if sock is not None:
-        with sock:
-            try:
-                sock.send(attach.HELLO)
-                while True:
-                    left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                    ready, _, _ = select.select([sock], [], [], left)
-                    if not ready:
-                        return None
-                    frame = sock.recv(attach.FRAME)
-                    if not frame:
-                        break
-                    if frame[:1] == attach.EXITED:
-                        return int(frame[1:])
-            except (ConnectionResetError, BrokenPipeError):
-                pass  # the monitor finished meanwhile: the record says how it ended
+        try:
+            sock.send(attach.HELLO)
+            while True:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                ready, _, _ = select.select([sock], [], [], left)
+                if not ready:
+                    return None
+                frame = sock.recv(attach.FRAME)
+                if not frame:
+                    break
+                if frame[:1] == attach.EXITED:
+                    return int(frame[1:])
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # the monitor finished meanwhile: the record says how it ended
+        finally:
+            sock.close()
     while True:  # no monitor: the record (made true) tells
         try:
             now = current(paths, container_store(paths).load(container.id))
@@ -425,7 +437,7 @@ def remove_files(paths: EnginePaths, containers: ContainerStore, container: Cont
         _snapshotter(paths, container.snapshotter).remove(container.snapshot)
     except Exception:  # noqa: BLE001, S110 - SnapshotNotFound: made before the snapshot existed
         pass
-    if volumes:
+    if volumes and any(m.volume.startswith("anon:") for m in container.mounts):
         from hull.engine.volumes import VolumeStore
 
         store = VolumeStore(paths.volumes)

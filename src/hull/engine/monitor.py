@@ -18,17 +18,19 @@ from __future__ import annotations
 
 import os
 import select
-import socket
 import time
-import traceback
-from collections.abc import Callable
-from typing import Any
 
 from hull.engine import attach, lifecycle
 from hull.engine.containers import CREATED, EXITED, RESTARTING, RUNNING, Container, ContainerStore, now_ns
 from hull.engine.errors import EngineError
 from hull.engine.paths import EnginePaths
-from hull.engine.runtimes import OCIRuntime
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from hull.engine.runtimes import OCIRuntime
 
 # Docker's restart back-off: 100 ms doubling, at most a minute, reset after 10 s of running.
 BACKOFF_START = 0.1
@@ -44,6 +46,15 @@ def spawn(paths: EnginePaths, store: ContainerStore, container: Container, *, st
     """Fork ``container``'s monitor; return once the container is created (and, with ``start``,
     started): the init PID for a started container, else 0. Raises EngineError with the runtime's
     message when that failed."""
+    return prefork(paths).go(container, start=start)
+
+
+def prefork(paths: EnginePaths) -> Preforked:
+    """Fork a monitor before the container exists, so that its imports (hull's runtime) overlap the
+    work the command still does to make the container (``go`` hands it over); ``cancel`` if that fails.
+
+    Call it before any thread is started: only the forking thread exists in the child.
+    """
     import sys
 
     sys.stdout.flush()
@@ -52,39 +63,89 @@ def spawn(paths: EnginePaths, store: ContainerStore, container: Container, *, st
     if cgroups is not None:
         # Its thread would not exist in the child, whose create would wait for it forever.
         cgroups.await_migration_grace_period()
-    r, w = os.pipe()
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the forked monitor, measured by the integration tests
         code = 1
         try:
-            os.close(r)
+            os.close(go_w)
+            os.close(sync_r)
             os.setsid()
-            code = Monitor(paths, store, container.id, w, start).main()
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):  # not the command's pipes: its caller may wait for their end
+                os.dup2(null, fd)
+            os.close(null)
+            # What the monitor will need, imported while the parent makes the container.
+            import shutil  # noqa: F401 - removal
+
+            import hull.image.mounts  # noqa: F401
+            import hull.image.snapshot  # noqa: F401
+            import hull.runtime.container  # noqa: F401
+            import hull.runtime.create  # noqa: F401
+            import hull.runtime.forwarding  # noqa: F401
+            from hull.engine import events, logfile  # noqa: F401
+
+            order = b""
+            while chunk := os.read(go_r, 4096):
+                order += chunk
+            os.close(go_r)
+            if order:
+                container_id, _, how = order.decode().partition(" ")
+                store = ContainerStore(paths.containers)
+                code = Monitor(paths, store, container_id, sync_w, how == "start").main()
+            else:
+                code = 0  # cancelled
         except BaseException:  # noqa: BLE001 - nothing may escape into the parent's code after fork
             try:
+                import traceback
+
                 traceback.print_exc()
             except BaseException:  # noqa: BLE001, S110
                 pass
         finally:
             os._exit(code)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        line = f.readline().decode(errors="replace").rstrip("\n")
-    word, _, rest = line.partition(" ")
-    if word == "started":
-        return int(rest)
-    if word == "created":
-        return 0
-    if word == "error":
-        raise EngineError(rest)
-    raise EngineError(f"the monitor of container {container.short_id} exited before it reported (see its log "
-                      f"{os.path.join(paths.run_dir(container.id), 'monitor.log')})")  # fmt: skip
+    os.close(go_r)
+    os.close(sync_w)
+    return Preforked(pid, go_w, sync_r)
+
+
+class Preforked:
+    """A monitor waiting for its container (see ``prefork``)."""
+
+    def __init__(self, pid: int, go_w: int, sync_r: int) -> None:
+        self.pid = pid
+        self._go = go_w
+        self._sync = sync_r
+
+    def go(self, container: Container, *, start: bool) -> int:
+        """Hand ``container`` over; as ``spawn``."""
+        os.write(self._go, f"{container.id} {'start' if start else 'create'}".encode())
+        os.close(self._go)
+        with os.fdopen(self._sync, "rb") as f:
+            line = f.readline().decode(errors="replace").rstrip("\n")
+        word, _, rest = line.partition(" ")
+        if word == "started":
+            return int(rest)
+        if word == "created":
+            return 0
+        if word == "error":
+            raise EngineError(rest)
+        raise EngineError(f"the monitor of container {container.short_id} exited before it reported")
+
+    def cancel(self) -> None:
+        os.close(self._go)
+        os.close(self._sync)
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
 
 
 class _Client:
     __slots__ = ("sock", "streams", "stdin", "hello")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: attach.Socket) -> None:
         self.sock = sock
         self.streams = b""
         self.stdin = False
@@ -100,7 +161,7 @@ class Monitor:
         self.sync_fd = sync_fd
         self.start_now = start
         self.clients: list[_Client] = []
-        self.listener: socket.socket | None = None
+        self.listener: attach.Socket | None = None
         self.poller = select.poll()
         self.fd_role: dict[int, Any] = {}
         self.stdin_w = -1
@@ -133,6 +194,14 @@ class Monitor:
         os.close(log)
 
     def main(self) -> int:
+        try:
+            return self._main()
+        except BaseException as err:
+            # Said to the waiting command too, not only in monitor.log (which --rm's removal takes away).
+            self._report(f"error the container's monitor failed: {err}")
+            raise
+
+    def _main(self) -> int:
         self._stdio_to_log()
         from hull.runtime import linux as L
 
@@ -168,7 +237,7 @@ class Monitor:
                 return -1
             if not self.start_now:
                 self._report("created")
-                lifecycle.emit(self.paths, "create", self.store.load(self.id))
+                # (no "create" event here: lifecycle.create emitted it, once, as docker does)
                 try:
                     self._serve_until_start()
                 except _InitExited as gone:
@@ -211,7 +280,8 @@ class Monitor:
 
     def _create(self) -> None:
         container = self.store.load(self.id)
-        lifecycle.mount_rootfs(self.paths, container)
+        with self.store.locked(self.id):  # hull cp mounts a stopped container's rootfs under this lock (engine.copy)
+            lifecycle.mount_rootfs(self.paths, container)
         opts = self.opts
         tty = opts.tty
         stdin_r = -1
@@ -350,7 +420,7 @@ class Monitor:
     def _accept(self) -> None:
         assert self.listener is not None
         try:
-            sock, _ = self.listener.accept()
+            sock = attach.accept(self.listener)
         except OSError:
             return
         client = _Client(sock)
@@ -436,7 +506,7 @@ class Monitor:
             self.listener.setblocking(False)
             while True:
                 try:
-                    sock, _ = self.listener.accept()
+                    sock = attach.accept(self.listener)
                 except OSError:
                     break
                 self.clients.append(_Client(sock))

@@ -8,9 +8,11 @@ restart policy see what ``run`` saw.
 
 from __future__ import annotations
 
-from typing import Any
-
 from hull.oci.records import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class OptionError(ValueError):

@@ -11,10 +11,14 @@ podman does.
 from __future__ import annotations
 
 import os
-import shutil
-from typing import Any, Protocol
 
 from hull.engine.errors import ContainerStartError, EngineError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+else:
+    Protocol = object  # the interface is for the type checker; typing's import costs `hull run` 2 ms
 
 
 class OCIRuntime(Protocol):
@@ -48,6 +52,8 @@ def open_runtime(name: str, root: str) -> OCIRuntime:
     """``name``: "" for hull's own (in-process), else "runc", "crun", "hull-runtime" or a path."""
     if not name:
         return HullRuntime(root)
+    import shutil
+
     path = name if os.sep in name else shutil.which(name)
     if path is None or not os.access(path, os.X_OK):
         raise EngineError(f"OCI runtime {name!r} not found (give a name on $PATH or a path)")
@@ -55,6 +61,7 @@ def open_runtime(name: str, root: str) -> OCIRuntime:
 
 
 def _hull_runtime_binary() -> str:
+    import shutil
     import sys
 
     here = os.path.join(os.path.dirname(sys.executable), "hull-runtime")

@@ -18,9 +18,6 @@ the same manifest.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import tempfile
 import time
 
 from hull.image import names
@@ -68,6 +65,9 @@ def build_rootfs(dest: str) -> str:
     os.chmod(os.path.join(dest, "usr"), 0o755)
     os.chmod(os.path.join(dest, "tmp"), 0o1777)
     target = os.path.join(dest, "bin", "busybox")
+    import shutil
+    import subprocess
+
     shutil.copyfile(busybox, target)
     os.chmod(target, 0o755)
     applets = subprocess.run([busybox, "--list"], check=True, capture_output=True, text=True).stdout.split()
@@ -118,6 +118,8 @@ def build_builtin(store: LayoutStore) -> str:
     mtime = int(os.stat(busybox).st_mtime)
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(mtime))
     options = CreateOptions(compression="gzip", mtime=mtime, uid=0, gid=0, xattrs=False)
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="hull-busybox-") as tmp:
         rootfs = build_rootfs(os.path.join(tmp, "rootfs"))
         _manifest, image_id, _name = import_image(

@@ -32,10 +32,10 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import dataclass
 
 from hull.image.errors import BlobNotFound, ImageError, InvalidImage, NoMatchingPlatform
 from hull.oci.digest import chain_ids
+from hull.oci.records import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class UserNotFound(ImageError):
     """``Config.User`` names a user or group the image does not have (conversion.md: "MUST return an error")."""
 
 
-@dataclass(frozen=True)
+@record
 class User:
     uid: int
     gid: int
@@ -235,7 +235,7 @@ def runtime_config(image: ImageConfig, user: User, *, terminal: bool = True,
 # ---------------------------------------------------------------- images
 
 
-@dataclass(frozen=True)
+@record
 class ResolvedImage:
     descriptor: Descriptor  # of the manifest
     manifest: Manifest
@@ -384,7 +384,7 @@ def _extract(store: LayoutStore, snapshotter: Snapshotter, desc: Descriptor, dif
             os.rmdir(mountpoint)
 
 
-@dataclass(frozen=True)
+@record
 class PreparedRootfs:
     """A container's rootfs as mounts the engine performs on BUNDLE/rootfs, and its config."""
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 import errno
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from hull.image.errors import ImageError
+from hull.oci.records import field, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class MountError(ImageError):
     """A described mount could not be performed."""
 
 
-@dataclass(frozen=True)
+@record
 class Mount:
     """One mount, in the words of runtime-spec config.md ``mounts`` (without the destination)."""
 

@@ -34,13 +34,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import subprocess
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from hull.image.errors import ImageError, NotFound
 from hull.image.mounts import Mount
+from hull.oci.records import field, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -72,7 +71,7 @@ class SnapshotExists(SnapshotError):
         self.key = key
 
 
-@dataclass(frozen=True)
+@record
 class Info:
     """What ``stat`` says of a snapshot (containerd's snapshots.Info)."""
 
@@ -84,7 +83,7 @@ class Info:
     created: float = 0.0
 
 
-@dataclass(frozen=True)
+@record
 class Usage:
     """Disk use of the snapshot's own tree (for overlay: its layer's changes only)."""
 
@@ -415,6 +414,8 @@ class CopySnapshotter(Snapshotter):
         if kind == KIND_ACTIVE and parents:
             # cp -a: -dR --preserve=all (mode, ownership, timestamps, links, xattrs), devices and fifos
             # recreated, hard links kept as links; --no-target-directory copies the tree itself.
+            import subprocess
+
             result = subprocess.run(["cp", "-a", "--no-target-directory", self.fs_dir(parents[0]), target],
                                     capture_output=True, text=True)  # fmt: skip
             if result.returncode != 0:

@@ -42,7 +42,6 @@ import errno
 import fcntl
 import json
 import os
-import tempfile
 from contextlib import contextmanager
 
 from hull.image.errors import (
@@ -103,6 +102,12 @@ if TYPE_CHECKING:
         def remove_ref(self, ref: str) -> None: ...
         def images(self) -> list[Descriptor]: ...
         def gc(self) -> GCResult: ...
+
+
+def _mkstemp(dir: str, prefix: str) -> tuple[int, str]:
+    import tempfile  # not at import: most commands only read the store
+
+    return tempfile.mkstemp(dir=dir, prefix=prefix)
 
 
 LAYOUT_VERSION = "1.0.0"
@@ -218,7 +223,7 @@ class LayoutStore:
             os.close(fd)
 
     def _atomic_write(self, path: str, text: str) -> None:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+        fd, tmp = _mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
         try:
             os.write(fd, text.encode())
             os.fchmod(fd, 0o644)
@@ -315,7 +320,7 @@ class LayoutStore:
         # never sees the file between creation and flock and takes it for a dead writer's.
         with self._locked(shared=True):
             os.makedirs(self._ingest_dir, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self._ingest_dir, prefix="blob-")
+            fd, tmp = _mkstemp(dir=self._ingest_dir, prefix="blob-")
             fcntl.flock(fd, fcntl.LOCK_EX)
         return fd, tmp
 
@@ -349,7 +354,7 @@ class LayoutStore:
                 shared = False
             except BlockingIOError:
                 os.close(fd)
-                fd, path = tempfile.mkstemp(dir=self._ingest_dir, prefix="blob-")
+                fd, path = _mkstemp(dir=self._ingest_dir, prefix="blob-")
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 shared = True
         part = Partial(self, want, size, lease, fd, path, keep=not shared)
@@ -429,7 +434,7 @@ class LayoutStore:
     def lease(self) -> Iterator[Lease]:
         with self._locked(shared=True):
             os.makedirs(self._lease_dir, exist_ok=True)
-            fd, path = tempfile.mkstemp(dir=self._lease_dir, prefix="lease-")
+            fd, path = _mkstemp(dir=self._lease_dir, prefix="lease-")
             fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield Lease(fd, path)
