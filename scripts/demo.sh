@@ -1,30 +1,41 @@
 #!/usr/bin/env bash
-# hull's main job, offline: an image made from the host's busybox-static is
-# imported into hull's image store, unpacked into an OCI bundle, and run as a
-# container by hull-runtime: the three steps every engine takes (pulling from a
-# registry comes with the distribution client).
+# hull's main job, offline: image -> bundle -> container, the three steps every engine takes.
+# The image is hull's built-in localhost/busybox (made from the host's busybox-static on first
+# use, no network needed); set HULL_DEMO_IMAGE to pull another from a registry instead
+# (e.g. HULL_DEMO_IMAGE=docker.io/library/busybox:latest when one is reachable).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 
 work=$(mktemp -d /tmp/hull-demo.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-.venv/bin/python - "$work/rootfs" <<'PY'
-import sys
-from hull.testing.busybox import build_rootfs
-build_rootfs(sys.argv[1])
-PY
-hull() { .venv/bin/hull --root "$work/store" "$@"; }
+hull() { .venv/bin/hull --root "$work/root" --runroot "$work/run" "$@"; }
+cleanup() {
+  hull ps -a -q | xargs -r .venv/bin/hull --root "$work/root" --runroot "$work/run" rm -f >/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+image=${HULL_DEMO_IMAGE:-localhost/busybox:latest}
 
-echo "== 1. image: import a busybox root filesystem"
-hull image import \
-  --change 'CMD ["sh", "-c", "echo hello from inside a hull container: hostname=$(hostname) pid=$$ user=$(id -un); ls /"]' \
-  "$work/rootfs" demo/busybox:latest
+echo "== 1. image: $image"
+if [ -n "${HULL_DEMO_IMAGE:-}" ]; then
+  hull pull "$image"
+else
+  hull unpack "$image" "$work/warm-up" >/dev/null  # builds the built-in image into the store
+  rm -rf "$work/warm-up"
+fi
 hull images
 
 echo "== 2. bundle: unpack the image (rootfs + config.json, image-spec conversion.md)"
-hull unpack demo/busybox:latest "$work/bundle"
+hull unpack "$image" "$work/bundle"
 ls "$work/bundle"
+.venv/bin/hull-runtime --root "$work/state" run --bundle "$work/bundle" hull-demo-bundle \
+  || true  # the image's own command (sh) with no terminal: exits at once
 
-echo "== 3. container: run the bundle with hull-runtime"
-.venv/bin/hull-runtime --root "$work/state" run --bundle "$work/bundle" hull-demo
+echo "== 3. container: hull run (the engine: snapshot, config, monitor, runtime)"
+hull run --rm "$image" sh -c 'echo "hello from inside a hull container: hostname=$(hostname) pid=$$ user=$(id -un)"; ls /'
+hull run -d --name demo-web "$image" sh -c 'echo serving; sleep 30' >/dev/null
+hull ps
+hull logs demo-web
+hull stop -t 1 demo-web >/dev/null
+hull ps -a
+hull rm demo-web >/dev/null

@@ -280,8 +280,14 @@ def _attach_and_start(paths: EnginePaths, container: Any, *, stdin: bool, tty: b
     session = attach.Session(sock, stdin=stdin, stdout=True, stderr=True)
     terminal = tty and os.isatty(0)
     saved = None
+    # Raw terminal and signal forwarding before the start, as docker's CLI: a key typed (Ctrl-C) or a
+    # signal sent as soon as the container runs reaches it instead of the line discipline or us.
     if terminal:
         session.resize(0)
+        saved = _raw(0)
+        _on_signal_resize(session)
+    else:
+        _proxy_signals(paths, container)
     try:
         if start:
             try:
@@ -289,13 +295,11 @@ def _attach_and_start(paths: EnginePaths, container: Any, *, stdin: bool, tty: b
             except attach.StartFailed as err:
                 # The monitor tells of the failure before its clean-up: as docker, return once --rm removed it.
                 lifecycle.wait_exit(paths, container, 10)
+                if saved is not None:
+                    _restore(0, saved)
+                    saved = None
                 sys.stderr.write(f"Error: {err}\n")
                 return _start_exit_code(str(err))
-        if terminal:
-            saved = _raw(0)
-            _on_signal_resize(session)
-        else:
-            _proxy_signals(paths, container)
         try:
             code = session.run(detach_keys=terminal)
         except attach.Detached:

@@ -389,7 +389,9 @@ def wait_exit(paths: EnginePaths, container: Container, timeout: float | None) -
             now = current(paths, container_store(paths).load(container.id))
         except EngineError:
             return container.exit_code
-        if now.status not in (RUNNING, PAUSED, RESTARTING) or not monitor_alive(now):
+        # Done when the monitor finished (--rm's removal included: a monitor still alive is not done yet)
+        # and no process runs (one that outlived a killed monitor still does).
+        if not monitor_alive(now) and now.status not in (RUNNING, PAUSED, RESTARTING):
             return now.exit_code
         if deadline is not None and time.monotonic() > deadline:
             return None

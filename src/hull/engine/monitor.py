@@ -256,7 +256,7 @@ class Monitor:
             self._tell_waiting(attach.STARTED + str(self.pid).encode())
             code = self._relay()
             finished = now_ns()
-            self.store.update(self.id, _exited_at(code, finished))
+            self.store.update(self.id, _exited_at(code, finished, _oom_killed(self.paths.bundle(self.id))))
             lifecycle.emit(self.paths, "die", self.store.load(self.id), {"exitCode": str(code)})
             self._teardown()
             container = self.store.load(self.id)
@@ -351,6 +351,10 @@ class Monitor:
                 self._poll_once(left * 1000)
             except (StartRequested, _InitExited):
                 pass
+            # `hull stop`/`kill`/`rm` marks the record, then connects (waking us): no restart, and the
+            # back-off (up to a minute) is not waited out, as docker's stop of a restarting container.
+            if self.store.load(self.id).stopped_by_user:
+                return
 
     def _poll_once(self, timeout_ms: float | None) -> None:
         for fd, _event in self.poller.poll(timeout_ms):
@@ -541,22 +545,50 @@ def _resize(master: int, body: bytes) -> None:
         pass
 
 
+def _oom_killed(bundle: str) -> bool:
+    """docker's State.OOMKilled: the kernel's OOM killer killed a process of the container's memory
+    cgroup (its oom_kill count, cgroup v1 memory.oom_control or v2 memory.events), read before the
+    runtime's delete removes the cgroup."""
+    import json
+
+    try:
+        with open(os.path.join(bundle, "config.json")) as f:
+            rel = str(json.load(f).get("linux", {}).get("cgroupsPath", "")).strip("/")
+    except (OSError, ValueError):
+        return False
+    if not rel or ":" in rel:  # empty, or systemd's slice:prefix:name form
+        return False
+    for path in (f"/sys/fs/cgroup/memory/{rel}/memory.oom_control", f"/sys/fs/cgroup/{rel}/memory.events",
+                 f"/sys/fs/cgroup/unified/{rel}/memory.events"):  # fmt: skip
+        try:
+            with open(path) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value) > 0
+        except (OSError, ValueError):
+            continue
+    return False
+
+
 def _running_at(pid: int, started: int) -> Callable[[Container], None]:
     def change(c: Container) -> None:
         c.status = RUNNING
         c.pid = pid
         c.started_at = started
         c.error = ""
+        c.oom_killed = False
 
     return change
 
 
-def _exited_at(code: int, finished: int) -> Callable[[Container], None]:
+def _exited_at(code: int, finished: int, oom_killed: bool = False) -> Callable[[Container], None]:
     def change(c: Container) -> None:
         c.status = EXITED
         c.exit_code = code
         c.finished_at = finished
         c.pid = 0
+        c.oom_killed = oom_killed
 
     return change
 

@@ -349,12 +349,15 @@ def unpack_image(store: LayoutStore, snapshotter: Snapshotter, image: ResolvedIm
     """
     from hull.image.snapshot import KIND_COMMITTED
 
+    layers = image.manifest.layers
+    diff_ids = image.config.rootfs.diff_ids
+    chains = chain_ids(diff_ids)
+    if chains and snapshotter.all_exist(chains, KIND_COMMITTED):
+        return chains[-1]  # unpacked before: one shared-lock read, as every container of the image needs
     _remove_stale_extractions(snapshotter)
     snapshotter.cleanup()
     parent = ""
-    layers = image.manifest.layers
-    diff_ids = image.config.rootfs.diff_ids
-    for desc, diff_id, chain_id in zip(layers, diff_ids, chain_ids(diff_ids), strict=True):
+    for desc, diff_id, chain_id in zip(layers, diff_ids, chains, strict=True):
         if not snapshotter.exists(chain_id, KIND_COMMITTED):
             with snapshotter.key_lock(chain_id):
                 if not snapshotter.exists(chain_id, KIND_COMMITTED):

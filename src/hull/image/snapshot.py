@@ -43,7 +43,7 @@ from hull.oci.records import field, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from typing import Any, BinaryIO
 
     from hull.image.changeset import CreateOptions, LayerDigests
@@ -210,6 +210,12 @@ class Snapshotter:
         with self._locked(shared=True):
             rec = self._load()["snapshots"].get(key)
         return rec is not None and (kind is None or rec["kind"] == kind)
+
+    def all_exist(self, keys: Sequence[str], kind: str) -> bool:
+        """Whether every one of ``keys`` is a snapshot of ``kind`` (one read of the metadata)."""
+        with self._locked(shared=True):
+            snapshots = self._load()["snapshots"]
+        return all(k in snapshots and snapshots[k]["kind"] == kind for k in keys)
 
     def walk(self) -> list[Info]:
         """Every snapshot, by name."""
