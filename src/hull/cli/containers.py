@@ -264,12 +264,14 @@ def cmd_run(paths: EnginePaths, args: Any) -> int:
     try:
         waiting.go(container, start=False)
     except EngineError as err:
+        lifecycle.wait_exit(paths, container, 10)  # the monitor's clean-up (and --rm) done first
         sys.stderr.write(f"Error: {err}\n")
         return _start_exit_code(str(err))
     return _attach_and_start(paths, container, stdin=opts.interactive, tty=opts.tty, start=True)
 
 
-def _attach_and_start(paths: EnginePaths, container: Any, *, stdin: bool, tty: bool, start: bool) -> int:
+def _attach_and_start(paths: EnginePaths, container: Any, *, stdin: bool, tty: bool, start: bool,
+                      sig_proxy: bool = True) -> int:  # fmt: skip
     """Attach our stdio to the container (a created one is started once attached, so no output is
     lost); return its exit code. Signals we get are passed to it (docker's --sig-proxy)."""
     from hull.engine import attach, lifecycle
@@ -286,7 +288,7 @@ def _attach_and_start(paths: EnginePaths, container: Any, *, stdin: bool, tty: b
         session.resize(0)
         saved = _raw(0)
         _on_signal_resize(session)
-    else:
+    elif sig_proxy:
         _proxy_signals(paths, container)
     try:
         if start:

@@ -69,17 +69,37 @@ def mount_rootfs(paths: EnginePaths, container: Container) -> None:
 
     rootfs = os.path.join(paths.bundle(container.id), "rootfs")
     os.makedirs(rootfs, exist_ok=True)
-    if os.listdir(rootfs):  # mounted: an unmounted mountpoint is the empty directory we made
+    if _is_mountpoint(rootfs):
         return
     mount_all(_snapshotter(paths, container.snapshotter).mounts(container.snapshot), rootfs)
 
 
+def _is_mountpoint(path: str) -> bool:
+    """Whether ``path`` is a mount point: its own device (overlay), else listed in mountinfo (a
+    bind mount from the same filesystem, as the copying snapshotter's, has its parent's st_dev)."""
+    if os.path.ismount(path):
+        return True
+    escaped = path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011").replace("\n", "\\012")
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split(" ", 5)[4] == escaped for line in f)
+
+
 def unmount_rootfs(paths: EnginePaths, container_id: str) -> None:
-    from hull.image.mounts import unmount_all
+    """The rootfs unmounted; lazily when something (a shell cd'd into it on the host) keeps it busy,
+    so that the container's removal never fails on it."""
+    from hull.image.errors import ImageError
+    from hull.image.mounts import unmount, unmount_all
 
     rootfs = os.path.join(paths.bundle(container_id), "rootfs")
-    if os.path.isdir(rootfs):
+    if not os.path.isdir(rootfs):
+        return
+    try:
         unmount_all(rootfs)
+    except ImageError:
+        for _ in range(256):
+            if not _is_mountpoint(rootfs):
+                break
+            unmount(rootfs, detach=True)
 
 
 # ---------------------------------------------------------------- create

@@ -230,6 +230,59 @@ def mount_setattr(path: str, attr_set: int, attr_clr: int, recursive: bool = Tru
     _check(result, path)
 
 
+# -- openat2(2): path resolution the kernel keeps inside a directory (hull cp) ------
+
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+_NR_OPENAT2 = 437  # the same on every architecture (a syscall added after the table unification)
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) -> int:
+    """openat2(2); ``resolve`` RESOLVE_IN_ROOT treats ``dirfd`` as "/" for every symlink and "..", atomically."""
+    how = _OpenHow(flags, mode, resolve)
+    return _check(_libc.syscall(_NR_OPENAT2, dirfd, _b(path), ctypes.byref(how), ctypes.sizeof(how)), path)
+
+
+# -- seccomp(2): installing a compiled filter program (seccomp.load_program) -------
+
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_TSYNC = 1
+SECCOMP_FILTER_FLAG_LOG = 2
+SECCOMP_FILTER_FLAG_SPEC_ALLOW = 4
+SECCOMP_FILTER_FLAG_TSYNC_ESRCH = 16
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+_NR_SECCOMP = {"x86_64": 317, "aarch64": 277}.get(os.uname().machine, 317)
+
+
+class _SockFprog(ctypes.Structure):
+    # struct sock_fprog (linux/filter.h)
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_set_mode_filter(flags: int, program: bytes) -> int:
+    """seccomp(SECCOMP_SET_MODE_FILTER, flags, prog): ``program`` is an array of struct sock_filter (8 bytes each)."""
+    code = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.addressof(code))
+    args = (ctypes.c_long(_NR_SECCOMP), ctypes.c_long(SECCOMP_SET_MODE_FILTER), ctypes.c_long(flags))
+    return _check(_libc.syscall(*args, ctypes.byref(prog)))
+
+
+def prctl_set_seccomp_filter(program: bytes) -> None:
+    """prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog), for a kernel without seccomp(2)."""
+    code = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.addressof(code))
+    zero = ctypes.c_ulong(0)
+    _check(_libc.prctl(PR_SET_SECCOMP, ctypes.c_ulong(SECCOMP_MODE_FILTER), ctypes.byref(prog), zero, zero))
+
+
 # -- bpf(2), for the cgroup v2 device filter (device_filter.py) ------------------
 
 BPF_PROG_LOAD = 5
