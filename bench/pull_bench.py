@@ -22,11 +22,14 @@ registry's storage files, one pass each: ``sha256sum`` of the blob and
 same plus ``tar -x``, layer after layer.
 
 Runs are interleaved; medians, throughput (compressed MB/s) and ratios are
-printed. ``--profile`` adds an in-process breakdown of hull's download (HTTP
+printed. ``--compare-src DIR`` adds ``hull pull`` run from another tree's
+``src`` (e.g. ``git archive HEAD | tar -x -C /tmp/head``, then
+``--compare-src /tmp/head/src``): a before/after in one run, on the same
+machine load. ``--profile`` adds an in-process breakdown of hull's download (HTTP
 reads alone, plus sha256, the whole ingest) and cProfile's top functions of one
 blob's ingest. Needs root (mounts a tmpfs).
 
-    python bench/pull_bench.py [-n 5] [--profile]
+    python bench/pull_bench.py [-n 5] [--profile] [--pull-only] [--compare-src DIR]
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ from hull.testing import podman  # noqa: E402
 from hull.testing.registry import RegistryDidNotStart, RegistryServer  # noqa: E402
 
 PY = sys.executable
+LAUNCHER = "import sys; from hull.cli.main import main; sys.exit(main())"
+SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "src"))
 HULL = os.path.join(os.path.dirname(PY), "hull")
 REPO = "bench/image"
 # Pull then unpack the image's layers from the store: the blob is read twice.
@@ -148,6 +153,7 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=5)
     ap.add_argument("--profile", action="store_true", help="break down and cProfile hull's download")
     ap.add_argument("--pull-only", action="store_true", help="skip the pull+unpack comparison")
+    ap.add_argument("--compare-src", default="", metavar="DIR", help="also time hull pull from this src tree")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (mounts a tmpfs)", file=sys.stderr)
@@ -157,6 +163,8 @@ def main() -> int:
             print(f"{tool} is not installed (scripts/setup.sh installs it)", file=sys.stderr)
             return 1
     sh(PY, "-m", "compileall", "-q", os.path.join(os.path.dirname(__file__), "..", "src"))
+    if args.compare_src:
+        sh(PY, "-m", "compileall", "-q", args.compare_src)
     base = tempfile.mkdtemp(prefix="hull-pull-bench-")
     sh("mount", "-t", "tmpfs", "-o", "size=4g", "tmpfs", base)
     registry: RegistryServer | None = None
@@ -208,8 +216,19 @@ def main() -> int:
             os.makedirs(f"{dest}/rootfs")
             return timed(["bash", "-c", FLOOR_TAR, "floor", *blobs], env={**os.environ, "DEST": f"{dest}/rootfs"})
 
+        def src_hull_pull(src: str) -> Callable[[], float]:
+            # One launcher for both trees (bin/hull's also imports re), hull imported from ``src``.
+            env = {**os.environ, "PYTHONPATH": src}
+            return lambda: timed([PY, "-c", LAUNCHER, "--root", out, "pull", "-q", ref], env=env)
+
+        compared = {}
+        if args.compare_src:
+            print(f"compared: 'hull pull [this src]' is {SRC}, 'hull pull [other src]' {args.compare_src}")
+            compared["hull pull [this src]"] = src_hull_pull(SRC)
+            compared["hull pull [other src]"] = src_hull_pull(os.path.abspath(args.compare_src))
         pulls: dict[str, Callable[[], float]] = {
             "hull pull": hull_pull,
+            **compared,
             "skopeo copy": skopeo_copy,
             "podman pull (+unpack)": podman_pull,
         }

@@ -317,3 +317,41 @@ def test_hull_pull_unpack_makes_the_rootfs_and_refuses_an_existing_directory(
     again = run(HULL, "--root", str(tmp_path / "other"), "pull", "-q", "--unpack", str(dest), ref, check=False)
     assert again.returncode != 0 and again.stderr.count("\n") == 1 and "already exists" in again.stderr
     assert run(HULL, "--root", str(tmp_path / "other"), "images", "-q").stdout == ""
+
+
+def test_retry_lines_on_a_terminal_are_whole_lines_above_the_bars(tmp_path: Path, registry: RegistryServer) -> None:
+    """``hull pull`` on a terminal (script(1)) through a proxy that answers two blob GETs 503 and
+    cuts a body: each "Retrying" line reaches the terminal whole (not re-wrapped by rich at the
+    terminal's width, not split by another thread's), and the bars end complete."""
+    from tests.integration.test_registry_faults import publish
+
+    repo, _layer = publish(tmp_path, registry, "big", 12 * MiB)
+    proxy = Proxy(registry.host)
+    failed: list[str] = []
+
+    def unavailable(h: BaseHTTPRequestHandler, _n: int) -> bool:
+        if "/blobs/" not in h.path or h.command != "GET" or len(failed) >= 2:
+            return False
+        failed.append(h.path)
+        h.send_response(503, "Service Unavailable")
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+        return True
+
+    proxy.fault = unavailable
+    proxy.body_fault = cut_after(4 * MiB)
+    try:
+        cmd = f"{HULL} --root {tmp_path / 'out'} pull --retry-delay 100ms {proxy.host}/{repo}:1"
+        env = {**os.environ, "COLUMNS": "60", "TERM": "xterm"}  # narrower than a retry line
+        proc = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, env=env, timeout=120)
+    finally:
+        proxy.close()
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, out
+    retries = [line.split("\x1b[2K")[-1] for line in out.split("\r\n") if "Retrying GET" in line]
+    assert len(retries) == 3, out
+    for line in retries:
+        assert line.startswith("Retrying GET http://") and "(retry 1/" in line, line
+    assert sum(line.endswith("503 Service Unavailable") for line in retries) == 2
+    assert sum("connection lost" in line for line in retries) == 1
+    assert "Service Unavailable\r\n" not in out.replace("503 Service Unavailable\r\n", "")  # never cut in two

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,3 +159,58 @@ def test_rm_remote_on_a_registry_with_delete_disabled_says_so_in_one_line(tmp_pa
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and "deleting is disabled in this registry (405 UNSUPPORTED)" in lines[0], proc.stderr
         assert Registry(registry.host).head_manifest("app", "1") is not None
+
+
+def test_the_referrers_tag_is_updated_conditionally_and_a_lost_race_is_redone(
+    registry: RegistryServer, source: LayoutStore
+) -> None:
+    """distribution-spec "Pushing Manifests with Subject": clients SHOULD use If-Match when updating
+    the referrers tag. docker-registry 2.8.2 sends an ETag on manifest GETs but ignores If-Match on
+    PUT, so a proxy in front of it plays a registry that honours it (412 when the tag moved); another
+    client updates the tag between hull's read and hull's write."""
+    from tests.integration.test_registry_faults import Proxy
+
+    image = push_image(source, registry.host, "app:1")
+    tag = "sha256-" + str(image.digest).partition(":")[2]
+    direct = Registry(registry.host)
+    proxy = Proxy(registry.host)
+    sent: list[dict[str, str]] = []
+    raced: list[str] = []
+
+    def current_etag() -> str:
+        try:
+            return direct.get_manifest_etag("app", tag, accept=(mt.INDEX,))[2]
+        except Exception:  # noqa: BLE001 - no such tag yet
+            return ""
+
+    def registry_honouring_if_match(h: Any, _n: int) -> bool:
+        if h.command != "PUT" or not h.path.endswith(f"/manifests/{tag}"):
+            return False
+        conditions = {k: v for k, v in h.headers.items() if k.lower() in ("if-match", "if-none-match")}
+        sent.append(conditions)
+        if "If-Match" in conditions and not raced:
+            raced.append(push_artifact(direct, "app", image, SBOM, "pushed meanwhile"))  # the tag moves
+        etag = current_etag()
+        stale = ("If-Match" in conditions and conditions["If-Match"] != etag) or (
+            conditions.get("If-None-Match") == "*" and etag
+        )
+        if not stale:
+            return False
+        h.send_response(412, "Precondition Failed")
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+        return True
+
+    proxy.fault = registry_honouring_if_match
+    try:
+        client = Registry(proxy.host)
+        first = push_artifact(client, "app", image, SBOM, "first")  # no tag yet: If-None-Match: *
+        second = push_artifact(client, "app", image, SIGNATURE, "second")  # loses the race once, redone
+    finally:
+        proxy.close()
+
+    assert sent[0] == {"If-None-Match": "*"}
+    assert [c.get("If-Match", "").startswith('"sha256:') for c in sent[1:]] == [True, True]
+    assert sent[1] != sent[2]  # the second try names the tag's new ETag
+    listed = {d["digest"] for d in direct.referrers("app", str(image.digest))["manifests"]}
+    assert listed == {first, second, raced[0]}  # nobody's entry was lost

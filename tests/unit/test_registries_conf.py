@@ -139,9 +139,28 @@ def test_drop_ins_override_by_prefix(tmp_path: Path) -> None:
     assert names(c.pull_endpoints("x.io/y")) == [("x.io", "y", True, False)]
 
 
+def test_an_aliases_only_drop_in_is_parsed_when_aliases_are_needed_in_file_order(tmp_path: Path) -> None:
+    main = tmp_path / "registries.conf"
+    main.write_text('[aliases]\n"app" = "main.io/app"\n"db" = "main.io/db"\n[[registry]]\nlocation = "x.io"\n')
+    only = tmp_path / "10-aliases.conf"
+    only.write_text('# short names\n[aliases]\n  "app" = "drop.io/app"\n  "web" = "drop.io/web"\n')
+    later = tmp_path / "20-more.conf"
+    later.write_text('[aliases]\n"web" = "later.io/web"\n[[registry]]\nlocation = "y.io"\nblocked = true\n')
+    c = r.load([main, only, later], cert_dirs=[])
+    assert c._alias_layers[2] == (only.read_text(), str(only))  # kept as text: no parse yet
+    assert c.aliases == {"app": "drop.io/app", "db": "main.io/db", "web": "later.io/web"}
+    with pytest.raises(BlockedError):
+        c.pull_endpoints("y.io/z")
+
+    broken = tmp_path / "30-broken.conf"
+    broken.write_text('[aliases]\n"a" = "b\n')  # one line, but no closing quote: not deferred
+    with pytest.raises(RegistriesConfError, match="30-broken.conf: not valid TOML"):
+        r.load([broken], cert_dirs=[])
+
+
 def test_conf_paths_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CONTAINERS_REGISTRIES_CONF", str(tmp_path / "my.conf"))
-    assert r.conf_paths() == [tmp_path / "my.conf"]
+    assert r.conf_paths() == [str(tmp_path / "my.conf")]
 
 
 def test_system_config_of_this_machine_parses() -> None:

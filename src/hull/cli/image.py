@@ -22,17 +22,19 @@ uncompressed size, which hull would have to decompress every layer to know.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-from collections.abc import Callable
-from typing import Any, BinaryIO
 
 from hull.image import names
 from hull.image.errors import ImageError
 from hull.image.store import LayoutStore
 from hull.oci.image import Descriptor, loads
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, BinaryIO
 
 
 class CommandError(Exception):
@@ -43,41 +45,17 @@ class CommandError(Exception):
 
 
 def human_size(size: float) -> str:
-    """go-units HumanSize: decimal units, 3 significant digits ("2.13MB")."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
-    i = 0
-    while size >= 1000 and i < len(units) - 1:
-        size /= 1000
-        i += 1
-    return f"{size:.3g}{units[i]}"
+    """go-units HumanSizeWithPrecision(size, 3), as docker images shows sizes ("2.13MB")."""
+    from hull.cli.humanize import human_size as go_human_size
+
+    return go_human_size(size, 3)
 
 
 def human_duration(seconds: float) -> str:
     """go-units HumanDuration."""
-    if seconds < 1:
-        return "Less than a second"
-    if int(seconds) == 1:
-        return "1 second"
-    if seconds < 60:
-        return f"{int(seconds)} seconds"
-    minutes = int(seconds // 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours_f = seconds / 3600
-    hours = int(hours_f + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(hours_f / 24 / 365)} years"
+    from hull.cli.humanize import human_duration as go_human_duration
+
+    return go_human_duration(seconds)
 
 
 def parse_time(stamp: str) -> float | None:
@@ -98,12 +76,10 @@ def parse_time(stamp: str) -> float | None:
 
 
 def table(rows: list[list[str]]) -> str:
-    """text/tabwriter as docker uses it: columns padded to the widest cell plus three spaces."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "".join(
-        "   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])) + "   " * (len(row) > 1) + row[-1] + "\n"
-        for row in rows
-    )
+    """docker/cli's formatter layout: text/tabwriter with minwidth 10, padding 3 (hull.cli.table)."""
+    from hull.cli.table import tabulate
+
+    return tabulate(rows, minwidth=10, tabwidth=1, padding=3)
 
 
 # ---------------------------------------------------------------- the image model the commands show
@@ -163,7 +139,7 @@ def inspect_json(image: Image) -> dict[str, Any]:
     exec_config = cfg.get("config") or {}
     return {
         "Id": image.id,
-        "Digest": image.manifest_descriptor.digest,
+        "Digest": image.descriptor.digest,  # an index's when the image was kept whole, as podman's
         "RepoTags": image.tags,
         "RepoDigests": [f"{names.split(t)[0]}@{image.descriptor.digest}" for t in image.tags],
         "Parent": "",
@@ -206,6 +182,8 @@ def cmd_ls(store: LayoutStore, quiet: bool, fmt: str, no_trunc: bool) -> int:
                     "Names": image.tags,
                 }
             )
+        import json
+
         print(json.dumps(out, indent=4))
         return 0
     if fmt not in ("", "table"):
@@ -232,6 +210,8 @@ def cmd_inspect(store: LayoutStore, refs: list[str]) -> int:
             out.append(inspect_json(find(store, ref)[0]))
         except ImageError as err:
             failed.append(str(err))
+    import json  # here: the pull path never needs it
+
     print(json.dumps(out, indent=4))
     for line in failed:
         sys.stderr.write(f"Error: {line}\n")
@@ -259,23 +239,28 @@ def cmd_inspect_remote(refs: list[str], raw: bool) -> int:
         finally:
             client.close()
     if not raw:
+        import json
+
         print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=4))
     return 0
 
 
-def cmd_copy(store: LayoutStore, source: str, dest: str, platform: str, quiet: bool) -> int:
-    """As skopeo copy (transports in hull.distribution.copy); a summary line on stderr."""
+def cmd_copy(store: LayoutStore, source: str, dest: str, platform: str, quiet: bool, all_images: bool = False) -> int:
+    """As skopeo copy (transports in hull.distribution.copy); a summary line on stderr. ``all_images``:
+    skopeo's --all, the whole index with every platform's image."""
     from hull.distribution import copy
     from hull.distribution.auth import Authenticator
     from hull.oci import platform as _platform
 
+    if all_images and platform:
+        raise CommandError("--all and --platform cannot be used together")
     want = None
     if platform:
         try:
             want = _platform.parse(platform)
         except ValueError as err:
             raise CommandError(f"--platform {platform!r}: {err}") from None
-    result = copy.copy(source, dest, store=store, platform=want, authenticator=Authenticator())
+    result = copy.copy(source, dest, store=store, platform=want, authenticator=Authenticator(), all_images=all_images)
     if not quiet:
         sys.stderr.write(
             f"Copied {result.digest}: {len(result.copied)} blobs copied, {len(result.mounted)} mounted, "
@@ -402,8 +387,10 @@ def cmd_import(store: LayoutStore, source: str, ref: str | None, changes: list[s
 
 
 def cmd_unpack(store: LayoutStore, ref: str, bundle: str, tty: bool) -> int:
+    from hull.image.builtin import ensure_builtin
     from hull.image.bundle import unpack_bundle
 
+    ensure_builtin(store, ref)  # localhost/busybox is made from the host's busybox-static when absent
     _image, found = find(store, ref)
     desc = found[0]
     unpack_bundle(store, desc.ref_name or desc.digest, bundle, terminal=tty)
@@ -418,13 +405,18 @@ def _progress(quiet: bool) -> Callable[[str], None] | None:
     return None if quiet else _say
 
 
-def cmd_pull(store: LayoutStore, text: str, platform: str, quiet: bool, unpack: str = "") -> int:
+def cmd_pull(
+    store: LayoutStore, text: str, platform: str, quiet: bool, unpack: str = "", all_platforms: bool = False
+) -> int:
     """As podman: progress on stderr, the image ID on stdout. ``unpack``: a rootfs directory to apply
-    the layers into while they download (hull.distribution.onepass)."""
+    the layers into while they download (hull.distribution.onepass). ``all_platforms`` (nerdctl's
+    --all-platforms): the whole index, named by REF; the ID printed is the host platform's image's."""
     from hull.distribution import pull, sources
     from hull.distribution.auth import Authenticator
     from hull.oci import platform as _platform
 
+    if all_platforms and (platform or unpack):
+        raise CommandError(f"--all-platforms and {'--platform' if platform else '--unpack'} cannot be used together")
     want = None
     if platform:
         try:
@@ -434,11 +426,15 @@ def cmd_pull(store: LayoutStore, text: str, platform: str, quiet: bool, unpack: 
     say = _progress(quiet)
     # Mirrors, then the registry; for a short name each search registry (sources' notes).
     ref, client, where, resolved = sources.resolve_pull(
-        text, authenticator=Authenticator(), attempt=lambda c, r: pull.resolve(c, r, want), log=say
+        text,
+        authenticator=Authenticator(),
+        attempt=(lambda c, r: pull.resolve_top(c, r)) if all_platforms else (lambda c, r: pull.resolve(c, r, want)),
+        log=say,
     )
-    from hull.distribution.progress import reporter_for
+    from hull.distribution.progress import log_through, reporter_for
 
     progress = reporter_for(quiet)  # bars on a terminal, lines otherwise (the blob lines replace log=)
+    restore = log_through(progress, client.retry)  # retry lines above the bars, never through them
     try:
         result = pull.pull(
             store,
@@ -449,12 +445,18 @@ def cmd_pull(store: LayoutStore, text: str, platform: str, quiet: bool, unpack: 
             resolved=resolved,
             name=pull.local_name(ref, resolved[0]),
             unpack_to=unpack,
+            all_platforms=all_platforms,
         )
     finally:
+        restore()
         progress.close()
-    _mdesc, manifest = store.manifest(result.descriptor)
     if say is not None:
         say(f"Digest: {result.index_digest or result.descriptor.digest}")
+    try:
+        _mdesc, manifest = store.manifest(result.descriptor)
+    except ImageError:  # an index without the host's platform, kept whole: its digest stands for it
+        print(result.descriptor.digest.encoded)
+        return 0
     print(manifest.config.digest.encoded)
     return 0
 

@@ -107,6 +107,8 @@ def _image_commands(sub: Any, aliases: bool, wanted: str | None = None) -> None:
         p.add_argument("dest", metavar="DST", help="as SRC; a plain name is an image of hull's store")
         p.add_argument("--platform", default="", help="OS/ARCH[/VARIANT] to choose from an index (default: the host's)")
         p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+        p.add_argument("-a", "--all", dest="all_images", action="store_true",
+                       help="copy the whole index: every platform's image (skopeo's --all)")  # fmt: skip
         retry_args(p)
         p = add("prune", "remove unnamed images and unreferenced blobs")
         p.add_argument("-f", "--force", action="store_true", help="do not prompt (hull never prompts)")
@@ -131,6 +133,8 @@ def _image_commands(sub: Any, aliases: bool, wanted: str | None = None) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument("--unpack", default="", metavar="DIR", help="also unpack the layers into the new directory DIR, "
                    "in the same pass as the download")  # fmt: skip
+    p.add_argument("--all-platforms", action="store_true",
+                   help="keep the whole index under REF: every platform's manifest, config and layers")  # fmt: skip
     retry_args(p)
     p = add("push", "upload an image to a registry")
     p.add_argument("source", metavar="IMAGE")
@@ -308,9 +312,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command in ("copy", "pull", "push"):
         _configure_retry(args)
     if command == "copy":
-        return cli.cmd_copy(store, args.source, args.dest, args.platform, args.quiet)
+        return cli.cmd_copy(store, args.source, args.dest, args.platform, args.quiet, args.all_images)
     if command == "pull":
-        return cli.cmd_pull(store, args.ref, args.platform, args.quiet, args.unpack)
+        return cli.cmd_pull(store, args.ref, args.platform, args.quiet, args.unpack, args.all_platforms)
     if command == "push":
         return cli.cmd_push(store, args.source, args.dest, args.quiet)
     raise UsageError(f"unknown command {command!r}")

@@ -24,20 +24,19 @@ the anonymous round trip (containerd's docker authorizer does the same).
 from __future__ import annotations
 
 import base64
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import NamedTuple
-from urllib.parse import parse_qs, urlencode, urlsplit
 
-from hull.distribution import Unauthorized
-from hull.distribution import credentials as creds_mod
-from hull.distribution.credentials import Credentials
+from hull.distribution import Unauthorized  # urllib.parse: imported in the functions, off the anonymous path
+from hull.oci import jsonfast  # json's C scanner without json's import (re, enum)
+from hull.oci.records import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ssl
+
+    from hull.distribution.credentials import Credentials
 
 DEFAULT_EXPIRES_IN = 60  # token.md: "defaults to 60 seconds" when the server omits expires_in
 MIN_EXPIRES_IN = 60  # token.md: clients should treat shorter lifetimes as 60 s
@@ -52,7 +51,8 @@ class AuthError(Unauthorized):
         super().__init__(message, 401)
 
 
-class FetchResponse(NamedTuple):
+@record
+class FetchResponse:
     status: int
     headers: Mapping[str, str]
     body: bytes
@@ -70,18 +70,19 @@ def http_fetch(
     body: bytes | None,
     context_for: Callable[[str], ssl.SSLContext] | None = None,
 ) -> FetchResponse:
-    """A token request over http.client: no redirects followed (a redirect must not carry the
-    credentials elsewhere), 30 s timeout. ``context_for(host)`` gives the TLS settings of a
-    realm's host (registries.ssl_context for certs.d CAs); bind it with functools.partial."""
-    import http.client
+    """A token request over hull.distribution.http1: no redirects followed (a redirect must not
+    carry the credentials elsewhere), 30 s timeout. ``context_for(host)`` gives the TLS settings
+    of a realm's host (registries.ssl_context for certs.d CAs); bind it with functools.partial."""
+    from urllib.parse import urlsplit
+
+    from hull.distribution import http1
 
     parts = urlsplit(url)
-    conn: http.client.HTTPConnection
     if parts.scheme == "https":
         ctx = context_for(parts.netloc) if context_for else None
-        conn = http.client.HTTPSConnection(parts.netloc, timeout=30, context=ctx)
+        conn = http1.Connection(parts.netloc, timeout=30, context=ctx, tls=True)
     elif parts.scheme == "http":
-        conn = http.client.HTTPConnection(parts.netloc, timeout=30)
+        conn = http1.Connection(parts.netloc, timeout=30)
     else:
         raise AuthError(f"token realm {url!r}: not an http or https URL")
     path = parts.path or "/"
@@ -92,11 +93,14 @@ def http_fetch(
         resp = conn.getresponse()
         data = resp.read(1 << 20)  # a token response is small; do not buffer a hostile one
         return FetchResponse(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+    except http1.HTTPException as err:
+        raise AuthError(f"token server {url}: {err}") from None
     finally:
         conn.close()
 
 
-class Challenge(NamedTuple):
+@record
+class Challenge:
     scheme: str  # lower case: "basic", "bearer"
     params: dict[str, str]  # keys lower case
 
@@ -183,6 +187,8 @@ def scope_for(method: str, url: str) -> str:
     """The scope a distribution API request needs (distribution registry/handlers/app.go:
     GET/HEAD pull, POST/PUT/PATCH pull,push, DELETE delete; a cross-repository mount also
     pulls from its ``from=``). Empty for ``/v2/``."""
+    from urllib.parse import parse_qs, urlsplit
+
     parts = urlsplit(url)
     path = parts.path
     if not path.startswith("/v2/"):
@@ -203,7 +209,8 @@ def scope_for(method: str, url: str) -> str:
     return " ".join(scopes)
 
 
-class _Token(NamedTuple):
+@record
+class _Token:
     value: str
     scopes: dict[tuple[str, str], frozenset[str]]
     expires: float
@@ -220,6 +227,13 @@ class _Host:
         self.refresh_token = ""  # an OAuth2 refresh token the token server handed back
 
 
+def _lookup(host: str) -> Credentials | None:
+    """credentials.lookup, imported on the first registry that asks (an anonymous pull never does)."""
+    from hull.distribution import credentials
+
+    return credentials.lookup(host)
+
+
 class Authenticator:
     """Authorization headers for registry requests, per host; thread-safe (layers download
     concurrently)."""
@@ -230,7 +244,7 @@ class Authenticator:
         fetch: Fetch = http_fetch,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._lookup = creds_mod.lookup if lookup is None else lookup
+        self._lookup = _lookup if lookup is None else lookup
         self._fetch = fetch
         self._clock = clock
         self._hosts: dict[str, _Host] = {}
@@ -247,6 +261,8 @@ class Authenticator:
     def authorization(self, method: str, url: str, scope: str | None = None) -> str | None:
         """The Authorization header value for a request, or None to go anonymous. ``scope``
         defaults to what the URL needs (scope_for)."""
+        from urllib.parse import urlsplit
+
         return self._authorization(urlsplit(url).netloc, scope_for(method, url) if scope is None else scope)
 
     def challenge(self, response_status: int, www_authenticate_header: str | None, url: str, scope: str = "") -> bool:
@@ -254,6 +270,8 @@ class Authenticator:
         challenge's own scope, cache it. True when a retry makes sense (False for Basic without
         credentials: build the error with refused()). Raises AuthError when the token server
         refuses the credentials or cannot be reached."""
+        from urllib.parse import urlsplit
+
         if response_status != 401 or not www_authenticate_header:
             return False
         return self._challenge(urlsplit(url).netloc, www_authenticate_header, scope)
@@ -313,6 +331,8 @@ class Authenticator:
 
     def refused(self, url: str, www_authenticate_header: str | None = None) -> AuthError:
         """The error for a request still refused after challenge() and a retry."""
+        from urllib.parse import urlsplit
+
         host = urlsplit(url).netloc
         cred = self.credentials(host)
         who = f"as {cred.username!r}" if cred and cred.username else "with an identity token" if cred else "anonymously"
@@ -371,7 +391,7 @@ class Authenticator:
         if resp.status != 200:
             raise AuthError(f"{what} answered {resp.status}{_server_says(resp.body)}")
         try:
-            doc = json.loads(resp.body)
+            doc = jsonfast.loads(resp.body)
             value = doc.get("token") or doc.get("access_token")
             expires_in = int(doc.get("expires_in") or DEFAULT_EXPIRES_IN)
         except (ValueError, AttributeError, TypeError):
@@ -395,6 +415,8 @@ class Authenticator:
             query.append(("account", cred.username))
             headers["Authorization"] = "Basic " + base64.b64encode(f"{cred.username}:{cred.password}".encode()).decode()
         sep = "&" if "?" in h.realm else "?"
+        from urllib.parse import urlencode
+
         url = h.realm + (sep + urlencode(query) if query else "")
         return self._call("GET", url, headers, None, h)
 
@@ -407,6 +429,8 @@ class Authenticator:
         }
         if h.service:
             form["service"] = h.service
+        from urllib.parse import urlencode
+
         headers = {"User-Agent": "hull", "Content-Type": "application/x-www-form-urlencoded"}
         return self._call("POST", h.realm, headers, urlencode(form).encode(), h)
 
@@ -422,7 +446,7 @@ class Authenticator:
 def _server_says(body: bytes) -> str:
     """The token server's own reason, if it gave one (oauth.md error / distribution's errors list)."""
     try:
-        doc = json.loads(body)
+        doc = jsonfast.loads(body)
     except ValueError:
         return ""
     if isinstance(doc, dict):

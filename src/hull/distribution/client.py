@@ -1,10 +1,11 @@
-"""A registry client: the HTTP API of the OCI Distribution Spec v1.1 (spec.md), over http.client.
+"""A registry client: the HTTP API of the OCI Distribution Spec v1.1 (spec.md), over hull.distribution.http1.
 
-Why http.client and not httpx: it is in the standard library, it keeps
-HTTP/1.1 connections alive (one per thread and host here, so concurrent
-layer downloads each reuse their own), streams responses with ``read(n)``
-and request bodies from a file object, which is all a registry needs; no
-dependency to vet or install.
+Why http1 and not httpx or http.client: a registry needs HTTP/1.1
+connections kept alive (one per thread and host here, so concurrent layer
+downloads each reuse their own), responses streamed with ``read(n)`` and
+request bodies from a file object; http1 is that much of http.client
+without the ``email`` and ``ssl`` imports that cost every pull's start-up
+(see its notes); no dependency to vet or install.
 
 What it does (spec.md sections in brackets):
 
@@ -48,28 +49,25 @@ is anonymous access.
 
 from __future__ import annotations
 
-import email.utils
-import http.client
-import json
 import os
-import random
 import socket
-import ssl
+import sys
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterator
 
-from hull.distribution import NotFoundError, RegistryError, TransportError, Unauthorized
+from hull.distribution import NotFoundError, RegistryError, TransportError, Unauthorized, http1
 from hull.distribution.reference import DEFAULT_DOMAIN
 from hull.image.errors import DigestMismatch, SizeLimitExceeded, SizeMismatch
 from hull.oci import digest as _digest
+from hull.oci import jsonfast  # json's C scanner without json's import (re, enum)
 from hull.oci import media_types as mt
 from hull.oci.digest import Digest
 from hull.oci.image import Descriptor
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Callable, Sequence
     from typing import Any, BinaryIO, Protocol
 
@@ -112,6 +110,10 @@ def _env_float(name: str, default: float) -> float:
         return default
 
 
+class UntrustedCertificate(TransportError):
+    """The registry's TLS certificate did not verify (no CA in certs.d for it, a wrong name...)."""
+
+
 class Retry:
     """How failed requests are re-sent: at most ``attempts`` more times, waiting ``backoff * 2**n``
     seconds (capped at ``max_delay``) with "equal jitter" (half fixed, half random) so that the
@@ -143,6 +145,8 @@ class Retry:
         if self.fixed_delay is not None:
             return self.fixed_delay
         step: float = min(self.max_delay, self.backoff * float(2**attempt))
+        import random  # only once a request failed
+
         return step / 2 + random.uniform(0, step / 2)  # noqa: S311 - jitter, not a secret
 
     def note(self, method: str, url: str, seconds: float, failures: int, reason: str) -> None:
@@ -174,6 +178,8 @@ def retry_after(value: str, now: float | None = None) -> float | None:
     if value.isdigit():
         return float(value)
     try:
+        import email.utils
+
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
@@ -202,12 +208,11 @@ def is_loopback(host: str) -> bool:
 class Response:
     """A response whose body is read once, in chunks or whole; closes (returns the connection) at the end."""
 
-    def __init__(self, raw: http.client.HTTPResponse, url: str, conn: http.client.HTTPConnection) -> None:
+    def __init__(self, raw: http1.Response, url: str, conn: http1.Connection) -> None:
         self.raw = raw
         self.url = url
         self.conn = conn
         self.status = raw.status
-        self.headers = raw.headers
 
     def header(self, name: str) -> str:
         return self.raw.getheader(name) or ""
@@ -222,10 +227,9 @@ class Response:
             while chunk := self.raw.read(size):
                 yield chunk
             if self.raw.length:
-                # http.client's read(n) returns b"" when the peer closes before Content-Length bytes
-                # (it raises IncompleteRead only when reading whole): a drop, not an end.
+                # read(n) returns b"" when the peer closes before Content-Length bytes: a drop, not an end.
                 raise TransportError(f"{self.url}: connection lost while reading: {self.raw.length} bytes missing")
-        except (OSError, http.client.HTTPException) as err:
+        except (OSError, http1.HTTPException) as err:
             raise TransportError(f"{self.url}: connection lost while reading: {err}") from None
         finally:
             self.abort()
@@ -233,8 +237,7 @@ class Response:
     def abort(self) -> None:
         """Done with the body: a body left unread makes the connection unusable for the next request."""
         if not self.raw.isclosed():
-            self.raw.close()
-            self.conn.close()
+            self.raw.close()  # and the connection with it
 
     def read(self, limit: int) -> bytes:
         """The whole body; more than ``limit`` bytes is refused without reading the rest."""
@@ -280,15 +283,13 @@ class Registry:
 
     # ------------------------------------------------------------ transport
 
-    def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
-        pool: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault("pool", {})
+    def _connection(self, scheme: str, netloc: str) -> http1.Connection:
+        pool: dict[tuple[str, str], http1.Connection] = self._local.__dict__.setdefault("pool", {})
         conn = pool.get((scheme, netloc))
         if conn is None:
-            if scheme == "https":
-                context = self.ssl_context or ssl.create_default_context()
-                conn = http.client.HTTPSConnection(netloc, timeout=self.timeout, context=context, blocksize=CHUNK)
-            else:
-                conn = http.client.HTTPConnection(netloc, timeout=self.timeout, blocksize=CHUNK)
+            # https: the registries config's context (certs.d), else the system's (made on connect).
+            tls = scheme == "https"
+            conn = http1.Connection(netloc, timeout=self.timeout, context=self.ssl_context if tls else None, tls=tls)
             pool[(scheme, netloc)] = conn
         return conn
 
@@ -304,17 +305,17 @@ class Registry:
         self._local.__dict__["pool"] = {}
 
     def _send(self, method: str, url: str, headers: dict[str, str], body: bytes | BinaryIO | None) -> Response:
-        parts = urllib.parse.urlsplit(url)
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        scheme, netloc, path, query = split_url(url)
+        target = path + (f"?{query}" if query else "")
         start = body.tell() if body is not None and not isinstance(body, bytes) else 0
         for attempt in (0, 1):
-            conn = self._connection(parts.scheme, parts.netloc)
+            conn = self._connection(scheme, netloc)
             reused = conn.sock is not None
             try:
                 conn.request(method, target, body=body, headers=headers)
                 return Response(conn.getresponse(), url, conn)
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as err:
-                self._drop(parts.scheme, parts.netloc)
+            except (BrokenPipeError, ConnectionResetError) as err:  # http1.RemoteDisconnected is one
+                self._drop(scheme, netloc)
                 # A kept-alive connection the server closed meanwhile (it answered nothing, so it
                 # processed nothing): send again once on a fresh one, a file body from its start.
                 if attempt == 0 and reused:
@@ -322,11 +323,14 @@ class Registry:
                         body.seek(start)
                     continue
                 raise TransportError(f"{method} {url}: {err}") from None
-            except (OSError, http.client.HTTPException) as err:
-                self._drop(parts.scheme, parts.netloc)
+            except (OSError, http1.HTTPException) as err:
+                self._drop(scheme, netloc)
                 reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
                 if isinstance(err, socket.timeout):
                     reason = "timed out"
+                ssl = sys.modules.get("ssl")  # loaded only if this registry speaks TLS
+                if ssl is not None and isinstance(err, ssl.SSLCertVerificationError):
+                    raise UntrustedCertificate(f"{method} {url}: {reason}") from None
                 raise TransportError(f"{method} {url}: {reason}") from None
         raise AssertionError("unreachable")
 
@@ -353,13 +357,15 @@ class Registry:
         start = body.tell() if body is not None and not isinstance(body, bytes) else 0
         while True:
             sent = dict(base_headers)
-            same_host = urllib.parse.urlsplit(url).netloc == self.host
+            same_host = split_url(url)[1] == self.host
             if same_host:
                 value = answer if answer is not None else self.auth.authorize(self.host, scopes, None)
                 if value:
                     sent["Authorization"] = value
             try:
                 response = self._send(method, url, sent, body)
+            except UntrustedCertificate:
+                raise  # the same certificate comes back on every re-send
             except TransportError as err:
                 if failures >= self.retry.attempts:
                     raise
@@ -391,7 +397,7 @@ class Registry:
                 if not location or redirects > MAX_REDIRECTS:
                     raise RegistryError(f"{method} {url}: too many or empty redirects", response.status)
                 # Another host (a CDN, S3) gets no Authorization: same_host is re-evaluated above.
-                url = urllib.parse.urljoin(url, location)
+                url = join_url(url, location)
                 challenge = answer = None
                 continue
             if response.status not in ok:
@@ -410,7 +416,7 @@ class Registry:
             return self.retry.delay(failures)
         if asked > self.retry.max_retry_after:
             response.drain()
-            where = urllib.parse.urlsplit(url).path
+            where = split_url(url)[2]
             raise RegistryError(
                 f"{self.domain}: {method} {where}: 429 Too Many Requests, retry after {asked:.0f} s "
                 f"(more than the {self.retry.max_retry_after:.0f} s hull waits)",
@@ -430,7 +436,7 @@ class Registry:
         code = ""
         try:
             body = response.read(64 << 10)
-            doc = json.loads(body) if body else {}
+            doc = jsonfast.loads(body) if body else {}
             errors = doc.get("errors") if isinstance(doc, dict) else None
             if isinstance(errors, list) and errors and isinstance(errors[0], dict):
                 code = str(errors[0].get("code", ""))
@@ -439,8 +445,7 @@ class Registry:
                 )
         except (ValueError, SizeLimitExceeded, TransportError):
             pass
-        where = urllib.parse.urlsplit(url)
-        message = f"{self.domain}: {method} {where.path}: {response.status} {response.raw.reason}"
+        message = f"{self.domain}: {method} {split_url(url)[2]}: {response.status} {response.raw.reason}"
         if text:
             message += f" ({text})"
         cls = RegistryError
@@ -460,6 +465,14 @@ class Registry:
         self, repo: str, reference: str, accept: Sequence[str] = MANIFEST_ACCEPT
     ) -> tuple[Descriptor, bytes]:
         """A manifest or index and its descriptor; verified against ``reference`` when it is a digest."""
+        desc, data, _etag = self.get_manifest_etag(repo, reference, accept)
+        return desc, data
+
+    def get_manifest_etag(
+        self, repo: str, reference: str, accept: Sequence[str] = MANIFEST_ACCEPT
+    ) -> tuple[Descriptor, bytes, str]:
+        """get_manifest, with the answer's ``ETag`` ("" when none): a later PUT to the same tag can
+        be made conditional on it (``If-Match``, RFC 9110 13.1.1)."""
         response = self.request(
             "GET",
             f"/v2/{repo}/manifests/{reference}",
@@ -478,7 +491,7 @@ class Registry:
         actual = _digest.of(data, algorithm)
         if expected is not None and expected.verifiable and actual != expected:
             raise DigestMismatch(expected, actual)
-        return Descriptor(media_type, actual, len(data)), data
+        return Descriptor(media_type, actual, len(data)), data, response.header("ETag")
 
     def head_manifest(self, repo: str, reference: str) -> Descriptor | None:
         """The manifest's descriptor from a HEAD, None when the registry does not have it."""
@@ -591,7 +604,7 @@ class Registry:
         response.drain()
         if not location:
             raise RegistryError(f"{self.domain}: {what}: no Location in the answer", response.status)
-        return urllib.parse.urljoin(response.url, location)
+        return join_url(response.url, location)
 
     def start_upload(self, repo: str, digest: str = "", mount_from: str = "") -> str | None:
         """POST an upload session; with ``mount_from``, ask for a cross-repository mount first.
@@ -697,13 +710,17 @@ class Registry:
             return new_location, 0  # nothing stored yet ("0-0" on an empty upload is ambiguous)
         return new_location, int(last) + 1
 
-    def put_manifest(self, repo: str, reference: str, data: bytes, media_type: str) -> Digest:
-        """PUT a manifest or index under a tag or its digest; returns its digest."""
+    def put_manifest(
+        self, repo: str, reference: str, data: bytes, media_type: str, conditions: dict[str, str] | None = None
+    ) -> Digest:
+        """PUT a manifest or index under a tag or its digest; returns its digest. ``conditions``:
+        ``If-Match``/``If-None-Match`` headers; a registry that honours them answers 412 when the
+        tag changed meanwhile (a RegistryError with that status)."""
         response = self.request(
             "PUT",
             f"/v2/{repo}/manifests/{reference}",
             scopes=self._push_scopes(repo),
-            headers={"Content-Type": media_type, "Content-Length": str(len(data))},
+            headers={"Content-Type": media_type, "Content-Length": str(len(data)), **(conditions or {})},
             body=data,
             ok=(201,),
         )
@@ -759,7 +776,7 @@ class Registry:
             response = self.request("GET", url, scopes=(f"repository:{repo}:pull",))
             body = response.read(MAX_MANIFEST)
             try:
-                doc = json.loads(body)
+                doc = jsonfast.loads(body)
             except ValueError:
                 raise RegistryError(f"{self.domain}: tag list of {repo}: not JSON") from None
             tags = doc.get("tags") if isinstance(doc, dict) else None
@@ -767,10 +784,12 @@ class Registry:
             yield from page
             url = _next_link(response.header("Link"))
             if url:
-                url = urllib.parse.urljoin(response.url, url)
+                url = join_url(response.url, url)
             elif page_size and len(page) == page_size:
                 # No Link header: ask for what follows the last tag seen (spec.md "Listing Tags").
-                url = f"/v2/{repo}/tags/list?n={page_size}&last={urllib.parse.quote(page[-1])}"
+                from urllib.parse import quote
+
+                url = f"/v2/{repo}/tags/list?n={page_size}&last={quote(page[-1])}"
 
 
 def _digest_or_none(text: str) -> Digest | None:
@@ -782,7 +801,7 @@ def _digest_or_none(text: str) -> Digest | None:
 
 def _sniff_media_type(data: bytes) -> str:
     try:
-        doc = json.loads(data)
+        doc = jsonfast.loads(data)
     except ValueError:
         return ""
     if not isinstance(doc, dict):
@@ -801,8 +820,44 @@ def _range_start(response: Response) -> int:
 
 
 def _with_digest(location: str, digest: str) -> str:
-    sep = "&" if urllib.parse.urlsplit(location).query else "?"
-    return f"{location}{sep}digest={urllib.parse.quote(digest)}"
+    from urllib.parse import quote
+
+    sep = "&" if split_url(location)[3] else "?"
+    return f"{location}{sep}digest={quote(digest)}"
+
+
+def split_url(url: str) -> tuple[str, str, str, str]:
+    """(scheme, netloc, path, query) of a URL, as urllib.parse.urlsplit gives them, for the absolute
+    http(s) URLs and absolute paths the client builds and registries answer with (the import of
+    urllib.parse is 2 ms of every pull's start-up). A path alone has an empty scheme and netloc."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    else:
+        scheme = scheme.lower()
+    rest = rest.partition("#")[0]
+    if sep:
+        cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+        netloc, rest = rest[:cut], rest[cut:]
+    else:
+        netloc = ""
+    path, _, query = rest.partition("?")
+    return scheme, netloc, path, query
+
+
+def join_url(base: str, ref: str) -> str:
+    """urllib.parse.urljoin for a Location or Link: an absolute URL, ``//host/...`` or an absolute
+    path without dot segments are resolved here; anything else by urllib.parse (RFC 3986 5.2)."""
+    scheme, netloc, _path, _query = split_url(base)
+    if "://" in ref.partition("?")[0] and ref.partition("://")[0].isalpha():
+        return ref
+    if ref.startswith("//"):
+        return f"{scheme}:{ref}"
+    if ref.startswith("/") and "/." not in ref.partition("?")[0]:
+        return f"{scheme}://{netloc}{ref}" if netloc else ref
+    from urllib.parse import urljoin
+
+    return urljoin(base, ref)
 
 
 def _next_link(header: str) -> str:

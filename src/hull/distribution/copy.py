@@ -14,6 +14,10 @@ verified on the way: into a layout by the store's verified ingest, into a regist
 reader that hashes what it sends and fails before the upload's last byte if the digest differs.
 A blob the destination already has is not sent; between two repositories of the same registry
 it is mounted (``mount=``/``from=``) rather than uploaded.
+
+``all_images`` (skopeo's ``--all``): an index is copied whole, every manifest it lists (nested
+indexes too) with its blobs, children before parents, each manifest under its digest and the
+index under the destination's name; the bytes are unchanged, so every digest is the source's.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from hull.image.errors import DigestMismatch, InvalidImage
 from hull.image.store import LayoutStore
 from hull.oci import media_types as mt
 from hull.oci.digest import parse as parse_digest
-from hull.oci.image import Descriptor, Manifest, Platform, parse_manifest
+from hull.oci.image import Descriptor, Manifest, Platform, parse_index, parse_manifest
 from hull.oci.records import field, record
 
 TYPE_CHECKING = False
@@ -149,17 +153,37 @@ def _verified_body(chunks: Iterable[bytes], desc: Descriptor) -> BinaryIO:
 
 
 class _Source:
-    def __init__(self, manifest: tuple[Descriptor, bytes], blobs: Callable[[Descriptor], Iterable[bytes]]) -> None:
+    def __init__(
+        self,
+        manifest: tuple[Descriptor, bytes],
+        blobs: Callable[[Descriptor], Iterable[bytes]],
+        child: Callable[[Descriptor], bytes] | None = None,
+    ) -> None:
         self.descriptor, self.data = manifest
         self.blobs = blobs
+        self.child = child  # an index entry's bytes (all_images), verified against its descriptor
         self.registry: Registry | None = None
         self.repo = ""
         self.cleanup: list[Callable[[], None]] = []
 
 
-def _store_source(store: LayoutStore, desc: Descriptor, platform: Platform | None) -> _Source:
+def _store_source(store: LayoutStore, desc: Descriptor, platform: Platform | None, whole: bool = False) -> _Source:
+    chunks: Callable[[Descriptor], Iterable[bytes]] = lambda d: _file_chunks(store.open(d.digest))  # noqa: E731
+    if whole:
+        top = Descriptor(desc.media_type, desc.digest, desc.size)
+        return _Source((top, store.fetch(top)), chunks, store.fetch)
     mdesc, _manifest = store.manifest(desc, platform)
-    return _Source((mdesc, store.fetch(mdesc)), lambda d: _file_chunks(store.open(d.digest)))
+    return _Source((mdesc, store.fetch(mdesc)), chunks)
+
+
+def _registry_child(client: Registry, repo: str) -> Callable[[Descriptor], bytes]:
+    def child(listed: Descriptor) -> bytes:
+        found, data = client.get_manifest(repo, str(listed.digest))  # the digest is checked there
+        if found.size != listed.size:
+            raise InvalidImage(f"manifest {listed.digest}: {found.size} bytes, the index says {listed.size}")
+        return data
+
+    return child
 
 
 def _layout_image(store: LayoutStore, name: str, where: str) -> Descriptor:
@@ -181,19 +205,23 @@ def open_source(
     store: LayoutStore | None,
     platform: Platform | None,
     authenticator: Authenticator | None,
+    whole: bool = False,
 ) -> _Source:
     if loc.transport == "docker":
         _ref, client, where, found = sources.resolve_pull(
-            loc.path, authenticator=authenticator, attempt=lambda c, r: _pull.resolve(c, r, platform)
+            loc.path,
+            authenticator=authenticator,
+            attempt=(lambda c, r: _pull.resolve_top(c, r)) if whole else (lambda c, r: _pull.resolve(c, r, platform)),
         )
         mdesc, mdata, _index = found
-        src = _Source((mdesc, mdata), lambda d: client.open_blob(where.path, d.digest).chunks())
+        child = _registry_child(client, where.path) if whole else None
+        src = _Source((mdesc, mdata), lambda d: client.open_blob(where.path, d.digest).chunks(), child)
         src.registry, src.repo = client, where.path
         src.cleanup.append(client.close)
         return src
     if loc.transport == "oci":
         layout = LayoutStore(loc.path, create=False)
-        return _store_source(layout, _layout_image(layout, loc.name, f"oci:{loc.path}"), platform)
+        return _store_source(layout, _layout_image(layout, loc.name, f"oci:{loc.path}"), platform, whole)
     if loc.transport in ("oci-archive", "docker-archive"):
         layout, tmp = _temp_store()
         try:
@@ -202,7 +230,7 @@ def open_source(
             wanted = [x for x in loaded if not loc.name or x.name in (loc.name, names.normalize(loc.name))]
             if len({x.manifest.digest for x in wanted}) != 1:
                 raise CopyError(f"{loc.transport}:{loc.path}: holds {len(loaded)} images: say which one")
-            src = _store_source(layout, wanted[0].manifest, platform)
+            src = _store_source(layout, wanted[0].manifest, platform, whole)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -210,19 +238,52 @@ def open_source(
         return src
     if store is None:
         raise CopyError(f"{loc.path}: hull's store is not available here")
-    return _store_source(store, names.lookup(store, loc.path)[0], platform)
+    return _store_source(store, names.lookup(store, loc.path)[0], platform, whole)
 
 
 # ---------------------------------------------------------------- copying
 
 
-def _manifest_of(src: _Source) -> Manifest:
-    if src.descriptor.media_type not in mt.MANIFESTS:
-        raise InvalidImage(f"{src.descriptor.digest}: media type {src.descriptor.media_type!r} is not a manifest")
+def _manifest_of(desc: Descriptor, data: bytes) -> Manifest:
+    if desc.media_type not in mt.MANIFESTS:
+        raise InvalidImage(f"{desc.digest}: media type {desc.media_type!r} is not a manifest")
     try:
-        return parse_manifest(src.data, src.descriptor.media_type)
+        return parse_manifest(data, desc.media_type)
     except Exception as err:  # noqa: BLE001 - a parse failure of any kind is an invalid image
-        raise InvalidImage(f"{src.descriptor.digest}: {err}") from None
+        raise InvalidImage(f"{desc.digest}: {err}") from None
+
+
+# (descriptor, bytes, the parsed manifest or None for an index), children before parents, the top last.
+Node = tuple[Descriptor, bytes, "Manifest | None"]
+
+
+def _nodes(src: _Source) -> list[Node]:
+    if src.child is None or src.descriptor.media_type not in mt.INDEXES:
+        return [(src.descriptor, src.data, _manifest_of(src.descriptor, src.data))]
+    out: list[Node] = []
+    seen: set[str] = set()
+    child = src.child
+
+    def walk(desc: Descriptor, data: bytes, depth: int) -> None:
+        if depth > _pull.MAX_DEPTH:
+            raise InvalidImage(f"{src.descriptor.digest}: image indexes nested more than {_pull.MAX_DEPTH} deep")
+        try:
+            listed = parse_index(data, desc.media_type).manifests
+        except Exception as err:  # noqa: BLE001 - as _manifest_of
+            raise InvalidImage(f"{desc.digest}: {err}") from None
+        for entry in listed:
+            if entry.digest in seen:
+                continue
+            seen.add(entry.digest)
+            if entry.media_type in mt.INDEXES:
+                walk(entry, child(entry), depth + 1)
+            else:
+                raw = child(entry)
+                out.append((entry, raw, _manifest_of(entry, raw)))
+        out.append((desc, data, None))
+
+    walk(src.descriptor, src.data, 1)
+    return out
 
 
 def _blobs(manifest: Manifest) -> list[Descriptor]:
@@ -236,16 +297,22 @@ def _blobs(manifest: Manifest) -> list[Descriptor]:
 
 
 def _to_layout(src: _Source, layout: LayoutStore, name: str, result: CopyResult) -> Descriptor:
-    manifest = _manifest_of(src)
+    nodes = _nodes(src)
+    done: set[str] = set()
     with layout.lease() as lease:
-        for d in _blobs(manifest):
-            if layout.has(d.digest):
-                layout.ingest([], d.digest, d.size, lease=lease)
-                result.skipped.append(d.digest)
-                continue
-            layout.ingest(src.blobs(d), d.digest, d.size, lease=lease)  # verified: digest and size
-            result.copied.append(d.digest)
-        layout.write(src.data, src.descriptor.digest, lease=lease)
+        for _desc, _data, manifest in nodes:
+            for d in _blobs(manifest) if manifest is not None else []:
+                if d.digest in done:
+                    continue
+                done.add(d.digest)
+                if layout.has(d.digest):
+                    layout.ingest([], d.digest, d.size, lease=lease)
+                    result.skipped.append(d.digest)
+                    continue
+                layout.ingest(src.blobs(d), d.digest, d.size, lease=lease)  # verified: digest and size
+                result.copied.append(d.digest)
+        for desc, data, _manifest in nodes:
+            layout.write(data, desc.digest, lease=lease)
         top = Descriptor(src.descriptor.media_type, src.descriptor.digest, src.descriptor.size)
         layout.set_ref(name or str(top.digest), top)
     return top
@@ -256,20 +323,27 @@ def _verified(src: _Source, desc: Descriptor) -> BinaryIO:
 
 
 def _to_registry(src: _Source, client: Registry, ref: Reference, result: CopyResult) -> None:
-    manifest = _manifest_of(src)
+    nodes = _nodes(src)
     same_registry = src.registry is not None and src.registry.host == client.host and src.repo != ref.path
-    for d in _blobs(manifest):
-        if client.blob_exists(ref.path, d.digest) is not None:
-            result.skipped.append(d.digest)
-            continue
-        if same_registry:
-            # Offer the mount first; a registry that declines (202) opens an upload, which is then used.
-            how = client.upload_blob(ref.path, _verified(src, d), d.digest, d.size, mount_from=src.repo)
-            (result.mounted if how == "mounted" else result.copied).append(d.digest)
-            continue
-        client.upload_blob(ref.path, _verified(src, d), d.digest, d.size)
-        result.copied.append(d.digest)
-    client.put_manifest(ref.path, ref.tag or str(src.descriptor.digest), src.data, src.descriptor.media_type)
+    done: set[str] = set()
+    for desc, data, manifest in nodes:
+        for d in _blobs(manifest) if manifest is not None else []:
+            if d.digest in done:
+                continue
+            done.add(d.digest)
+            if client.blob_exists(ref.path, d.digest) is not None:
+                result.skipped.append(d.digest)
+                continue
+            if same_registry:
+                # Offer the mount first; a registry that declines (202) opens an upload, which is then used.
+                how = client.upload_blob(ref.path, _verified(src, d), d.digest, d.size, mount_from=src.repo)
+                (result.mounted if how == "mounted" else result.copied).append(d.digest)
+                continue
+            client.upload_blob(ref.path, _verified(src, d), d.digest, d.size)
+            result.copied.append(d.digest)
+        # spec.md "Pushing Manifests": an index's manifests go first, by digest; the top under the tag.
+        top = desc.digest == src.descriptor.digest
+        client.put_manifest(ref.path, (ref.tag or str(desc.digest)) if top else str(desc.digest), data, desc.media_type)
 
 
 def copy(
@@ -279,10 +353,11 @@ def copy(
     store: LayoutStore | None = None,
     platform: Platform | None = None,
     authenticator: Authenticator | None = None,
+    all_images: bool = False,
 ) -> CopyResult:
     """Copy the image ``source`` names to ``dest`` (transports in the module notes)."""
     src_loc, dst_loc = parse_location(source), parse_location(dest)
-    src = open_source(src_loc, store, platform, authenticator)
+    src = open_source(src_loc, store, platform, authenticator, all_images)
     result = CopyResult(str(src.descriptor.digest))
     try:
         if dst_loc.transport == "docker":
@@ -297,6 +372,15 @@ def copy(
         elif dst_loc.transport == "oci":
             _to_layout(src, LayoutStore(dst_loc.path), dst_loc.name, result)
         elif dst_loc.transport in ("oci-archive", "docker-archive"):
+            if (
+                dst_loc.transport == "docker-archive"
+                and src.child is not None
+                and src.descriptor.media_type in mt.INDEXES
+            ):
+                # docker save's format has no index: skopeo refuses --all there too.
+                raise CopyError(
+                    f"{dest}: a docker archive holds one platform's image, not an index; copy without --all"
+                )
             layout, tmp = _temp_store()
             try:
                 name = dst_loc.name

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from hull.distribution import DistributionError
+from hull.oci import jsonfast  # json's C scanner without json's import (re, enum)
 
 # docker keys Docker Hub by its v1 index URL; containers/image normalises it to docker.io.
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
@@ -123,7 +123,7 @@ def _read(path: Path) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        doc = json.loads(raw)
+        doc = jsonfast.loads(raw)
     except ValueError as err:
         raise CredentialsError(f"{path}: not valid JSON: {err}") from None
     if not isinstance(doc, dict):
@@ -177,7 +177,7 @@ def _from_helper(program: str, registry: str, runner: HelperRunner) -> Credentia
     if not out.strip():
         return None
     try:
-        doc = json.loads(out)
+        doc = jsonfast.loads(out)
         username, secret = str(doc.get("Username") or ""), str(doc.get("Secret") or "")
     except (ValueError, AttributeError):
         raise CredentialsError(f"credential helper {program} get: not a JSON object: {out[:80]!r}") from None
@@ -234,6 +234,8 @@ def write_atomically(path: Path, doc: dict[str, Any]) -> None:
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w") as f:
+            import json  # login and logout only
+
             json.dump(doc, f, indent="\t")
             f.write("\n")
             f.flush()
@@ -257,7 +259,7 @@ def store(
     doc = _read(path)
     program = _helper_program(doc, registry)
     if program:
-        secret = json.dumps({"ServerURL": _server_url(registry), "Username": username, "Secret": password})
+        secret = jsonfast.dumps({"ServerURL": _server_url(registry), "Username": username, "Secret": password})
         runner(program, "store", secret.encode())
         doc.setdefault("auths", {}).setdefault(_auth_key(path, registry), {})  # docker's placeholder
         write_atomically(path, doc)

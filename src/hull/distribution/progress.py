@@ -17,6 +17,13 @@ it. Three reporters:
 ``reporter_for`` picks one as podman does: quiet wins, a terminal gets bars.
 Events come from several download threads at once; each reporter is safe
 for that (a lock for the lines; rich's Progress locks itself).
+
+Other lines written while a reporter is active (the client's "Retrying GET
+... in 0.8 s" lines) go through its ``note``, as ``log_through`` arranges:
+whole lines under the reporter's lock, and above the bars on a terminal,
+printed by rich's console without its word wrapping (a print to the
+redirected stderr would be re-wrapped at the terminal's width, and two
+threads' prints could interleave their halves).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, Protocol, TextIO
 
     class Reporter(Protocol):
@@ -33,7 +41,10 @@ if TYPE_CHECKING:
         def advanced(self, digest: str, amount: int) -> None: ...
         def finished(self, digest: str) -> None: ...
         def skipped(self, digest: str) -> None: ...
+        def note(self, line: str) -> None: ...
         def close(self) -> None: ...
+
+    from hull.distribution.client import Retry
 
 
 SHORT = 12  # hex digits shown of a digest, as docker and skopeo show them
@@ -69,6 +80,9 @@ class Silent:
     def skipped(self, digest: str) -> None:
         pass
 
+    def note(self, line: str) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -96,6 +110,9 @@ class LineReporter:
 
     def skipped(self, digest: str) -> None:
         self._line(f"Copying blob {short(digest)} skipped: already exists")
+
+    def note(self, line: str) -> None:
+        self._line(line)
 
     def close(self) -> None:
         pass
@@ -147,7 +164,11 @@ class RichReporter:
         self.progress.update(task, completed=done, description=f"{short(digest)} done")
 
     def skipped(self, digest: str) -> None:
-        self.progress.console.print(f"Copying blob {short(digest)} skipped: already exists", highlight=False)
+        self.note(f"Copying blob {short(digest)} skipped: already exists")
+
+    def note(self, line: str) -> None:
+        # Above the bars (rich clears them, prints, redraws); no markup, colouring or re-wrapping.
+        self.progress.console.print(line, highlight=False, markup=False, soft_wrap=True)
 
     def close(self) -> None:
         self.progress.stop()
@@ -166,3 +187,16 @@ def reporter_for(quiet: bool, stream: TextIO | None = None) -> Reporter:
         except ImportError:
             pass  # rich missing from this install: lines still tell the story
     return LineReporter(out)
+
+
+def log_through(reporter: Reporter, retry: Retry) -> Callable[[], None]:
+    """Send ``retry``'s log lines through ``reporter.note`` while it is active (when it has a log
+    at all: ``-q`` has none); returns what puts the old log back."""
+    old = retry.log
+    if old is not None:
+        retry.log = reporter.note
+
+    def restore() -> None:
+        retry.log = old
+
+    return restore

@@ -16,6 +16,13 @@ only while the pull runs, so ``hull image prune`` removes them.
 What is tagged is the platform's manifest (as ``skopeo copy`` without
 ``--all`` does): the store only ever names complete images. A pull by
 digest alone is kept unnamed, under its manifest digest.
+
+``all_platforms`` (nerdctl's ``--all-platforms``, skopeo's ``copy --all``)
+keeps the whole index instead: every manifest it lists (nested indexes
+too), each one's config and layers, all fetched by the same bounded pool
+and resumable as above, and the index's own bytes named by the reference;
+``hull unpack`` then chooses the host's platform from it
+(hull.image.store.LayoutStore.manifest).
 """
 
 from __future__ import annotations
@@ -99,6 +106,71 @@ def resolve(registry: Registry, ref: Reference, platform: Platform | None = None
             raise InvalidImage(f"{ref}: manifest {desc.digest} does not match the index's descriptor")
         desc = Descriptor(chosen.media_type, desc.digest, desc.size, platform=chosen.platform)
     raise InvalidImage(f"{ref}: image indexes nested more than {MAX_DEPTH} deep")
+
+
+def resolve_top(registry: Registry, ref: Reference) -> tuple[Descriptor, bytes, str]:
+    """What ``ref`` names, index or manifest, unresolved: (descriptor, bytes, the index digest or "")."""
+    desc, data = registry.get_manifest(ref.path, ref.reference)
+    if desc.media_type in mt.INDEXES:
+        return desc, data, str(desc.digest)
+    if desc.media_type not in mt.MANIFESTS:
+        raise InvalidImage(f"{ref}: media type {desc.media_type!r} is not an image manifest or index")
+    return desc, data, ""
+
+
+def _child(registry: Registry, store: LayoutStore, ref: Reference, listed: Descriptor) -> bytes:
+    """An index entry's bytes: the store's when it has them (a resumed pull), else the registry's,
+    checked against the entry's digest (get_manifest) and size."""
+    if store.has(listed.digest):
+        return store.fetch(listed)
+    desc, data = registry.get_manifest(ref.path, str(listed.digest))
+    if desc.size != listed.size:
+        raise InvalidImage(f"{ref}: manifest {listed.digest} is {desc.size} bytes, the index says {listed.size}")
+    return data
+
+
+def _tree(
+    registry: Registry, store: LayoutStore, ref: Reference, desc: Descriptor, data: bytes
+) -> tuple[list[tuple[Descriptor, bytes, Manifest]], list[tuple[Descriptor, bytes]]]:
+    """Every manifest under the index ``desc`` (parsed) and every index (innermost first, ``desc``
+    last): the order they are written in, children before parents as spec.md pushes them."""
+    manifests: list[tuple[Descriptor, bytes, Manifest]] = []
+    indexes: list[tuple[Descriptor, bytes]] = []
+    seen: set[str] = set()
+
+    def walk(desc: Descriptor, data: bytes, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            raise InvalidImage(f"{ref}: image indexes nested more than {MAX_DEPTH} deep")
+        for listed in _parse_index(data, desc).manifests:
+            if listed.digest in seen:
+                continue
+            seen.add(listed.digest)
+            child = _child(registry, store, ref, listed)
+            if listed.media_type in mt.INDEXES:
+                walk(listed, child, depth + 1)
+            elif listed.media_type in mt.MANIFESTS:
+                manifests.append((listed, child, _parse_manifest(child, listed)))
+            else:
+                raise InvalidImage(f"{desc.digest}: manifests[]: media type {listed.media_type!r} is not a manifest")
+        indexes.append((desc, data))
+
+    walk(desc, data, 1)
+    return manifests, indexes
+
+
+def _check_config(store: LayoutStore, manifest: Manifest) -> None:
+    config_desc = manifest.config
+    if config_desc.media_type not in mt.IMAGE_CONFIGS:
+        return  # an artifact's config (an attestation's, a signature's) is not an image config
+    try:
+        config = parse_config(store.fetch(config_desc), path="config")
+    except SpecError as err:
+        raise InvalidImage(f"{config_desc.digest}: {err}") from None
+    if len(config.rootfs.diff_ids) != len(manifest.layers):
+        raise InvalidImage(
+            f"{config_desc.digest}: config.rootfs.diff_ids has {len(config.rootfs.diff_ids)} entries "
+            f"but the manifest has {len(manifest.layers)} layers"
+        )
 
 
 def _fetch(
@@ -201,25 +273,40 @@ def pull(
     name: str = "",
     unpack_to: str = "",
     unpack_options: ApplyOptions | None = None,
+    all_platforms: bool = False,
 ) -> PullResult:
     """Pull ``ref`` into ``store``; see the module notes for what is guaranteed on failure.
 
     ``progress`` hears of each blob (started/advanced/finished, or skipped), from the download threads.
     ``unpack_to``: also apply the layers into this new directory (a rootfs) in the same pass as the
-    download (hull.distribution.onepass); it exists, complete, only if the pull succeeds."""
+    download (hull.distribution.onepass); it exists, complete, only if the pull succeeds.
+    ``all_platforms``: keep the whole index (module notes); ``resolved`` is then resolve_top's answer
+    and ``platform``/``unpack_to`` do not apply."""
     registry = registry or Registry(ref.domain)
     say = log or (lambda _line: None)
     # ``resolved``: the manifest already fetched (sources.resolve_pull tried the endpoints with it);
     # ``name``: the user's name when ``ref`` is a mirror's or a rewritten location's.
-    mdesc, mdata, index_digest = resolved or resolve(registry, ref, platform)
-    manifest = _parse_manifest(mdata, mdesc)
-    config_desc, layers = manifest.config, manifest.layers
+    if all_platforms:
+        if unpack_to:
+            raise InvalidImage("unpacking during the pull needs one platform, not all of them")
+        mdesc, mdata, index_digest = resolved or resolve_top(registry, ref)
+    else:
+        mdesc, mdata, index_digest = resolved or resolve(registry, ref, platform)
+    indexes: list[tuple[Descriptor, bytes]] = []
+    if mdesc.media_type in mt.INDEXES:
+        manifests, indexes = _tree(registry, store, ref, mdesc, mdata)
+    else:
+        manifests = [(mdesc, mdata, _parse_manifest(mdata, mdesc))]
+    manifest = manifests[0][2] if manifests else None
+    config_desc = manifest.config if manifest is not None else None
+    layers = manifest.layers if manifest is not None else []
+    blobs = [d for _desc, _data, m in manifests for d in (m.config, *m.layers)]
     fetched: list[str] = []
     skipped: list[str] = []
     with store.lease() as lease:
         todo: list[Descriptor] = []
         seen: set[str] = set()
-        for desc in [config_desc, *layers]:
+        for desc in blobs:
             if desc.digest in seen:
                 continue
             seen.add(desc.digest)
@@ -233,7 +320,7 @@ def pull(
             else:
                 todo.append(desc)
         unpacker: OnePass | None = None
-        if unpack_to:
+        if unpack_to and config_desc is not None:
             from hull.distribution.onepass import OnePass
 
             downloading = {d.digest for d in todo}
@@ -250,17 +337,13 @@ def pull(
             if unpacker is not None:
                 unpacker.abort()
             raise
-        if config_desc.media_type in mt.IMAGE_CONFIGS:
-            try:
-                config = parse_config(store.fetch(config_desc), path="config")
-            except SpecError as err:
-                raise InvalidImage(f"{config_desc.digest}: {err}") from None
-            if len(config.rootfs.diff_ids) != len(layers):
-                raise InvalidImage(
-                    f"{config_desc.digest}: config.rootfs.diff_ids has {len(config.rootfs.diff_ids)} entries "
-                    f"but the manifest has {len(layers)} layers"
-                )
-        store.write(mdata, mdesc.digest, lease=lease)
+        for _desc, _data, each in manifests:
+            _check_config(store, each)
+        # Children before parents: a crash in between leaves blobs, never an index naming absent ones.
+        for each_desc, each_data, _m in manifests:
+            store.write(each_data, each_desc.digest, lease=lease)
+        for each_desc, each_data in indexes:
+            store.write(each_data, each_desc.digest, lease=lease)
         name = name or local_name(ref, mdesc)
         store.set_ref(name, Descriptor(mdesc.media_type, mdesc.digest, mdesc.size, platform=mdesc.platform))
     return PullResult(name, mdesc, index_digest, fetched, skipped)

@@ -15,8 +15,12 @@
   type; its annotations), push it back under the same tag. Deleting such a manifest removes its
   entry the same way. The old index is left untagged in the registry (the spec's MAY delete).
 
-Concurrent updaters of one fallback tag can lose entries (the spec's "Concurrency" note: a
-registry with the API avoids it); hull does not send conditional requests.
+Concurrent updaters of one fallback tag could lose entries (the spec's "Pushing Manifests with
+Subject": clients SHOULD use ``If-Match``). The update is conditional: the PUT carries ``If-Match``
+with the ``ETag`` the tag's GET answered (``If-None-Match: *`` when the tag did not exist), and a
+412 re-reads the tag and applies the change again (a few times). Debian's docker-registry
+(distribution 2.8.2) sends an ETag (the quoted digest) on manifest GETs but ignores both headers
+on PUT, so there the race remains; a registry that honours them gets no lost entries.
 """
 
 from __future__ import annotations
@@ -32,12 +36,16 @@ from hull.oci import media_types as mt
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from hull.distribution.client import Registry
 
 FILTERS_HEADER = "OCI-Filters-Applied"
 SUBJECT_HEADER = "OCI-Subject"
 _NOT_TAG = re.compile(r"[^a-zA-Z0-9_.-]")
 MAX_PAGES = 1000
+PRECONDITION_FAILED = 412
+CONDITIONAL_ATTEMPTS = 5
 
 
 def tag_schema(digest: str) -> str:
@@ -98,15 +106,21 @@ def from_api(client: Registry, repo: str, digest: str, artifact_type: str | None
 
 def from_tag(client: Registry, repo: str, digest: str) -> dict[str, Any]:
     """The index under the referrers tag schema; an empty index when the tag does not exist."""
+    return _tagged(client, repo, digest)[0]
+
+
+def _tagged(client: Registry, repo: str, digest: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """from_tag's index and the conditions a PUT replacing it is sent with: ``If-Match`` the ETag
+    the registry gave, ``If-None-Match: *`` when there was no such tag (RFC 9110 13.1.1, 13.1.2)."""
     tag = tag_schema(digest)
     try:
-        desc, data = client.get_manifest(repo, tag, accept=(mt.INDEX,))
+        desc, data, etag = client.get_manifest_etag(repo, tag, accept=(mt.INDEX,))
     except NotFoundError:
-        return empty_index()
+        return empty_index(), {"If-None-Match": "*"}
     doc = _load(data, f"{client.domain}: {repo}:{tag}")
     if desc.media_type != mt.INDEX:
         raise RegistryError(f"{client.domain}: {repo}:{tag} is a {desc.media_type}, not the referrers image index")
-    return doc
+    return doc, ({"If-Match": etag} if etag else {})
 
 
 def list_referrers(client: Registry, repo: str, digest: str, artifact_type: str | None = None) -> dict[str, Any]:
@@ -138,9 +152,24 @@ def referrer_descriptor(data: bytes, media_type: str, digest: str) -> tuple[dict
     return out, subject["digest"]
 
 
-def _push_index(client: Registry, repo: str, subject: str, doc: dict[str, Any]) -> None:
-    body = json.dumps(doc, separators=(",", ":")).encode()
-    client.put_manifest(repo, tag_schema(subject), body, mt.INDEX)
+def _update(
+    client: Registry, repo: str, subject: str, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]] | None]
+) -> None:
+    """Read the subject's referrers tag, apply ``change`` to its manifests (None: nothing to do) and
+    PUT it back conditionally; on 412 (another client updated it first) read it again."""
+    for attempt in range(CONDITIONAL_ATTEMPTS):
+        doc, conditions = _tagged(client, repo, subject)
+        changed = change(list(doc["manifests"]))
+        if changed is None:
+            return
+        doc["manifests"] = changed
+        body = json.dumps(doc, separators=(",", ":")).encode()
+        try:
+            client.put_manifest(repo, tag_schema(subject), body, mt.INDEX, conditions)
+            return
+        except RegistryError as err:
+            if err.status != PRECONDITION_FAILED or attempt == CONDITIONAL_ATTEMPTS - 1:
+                raise
 
 
 def add_to_fallback(client: Registry, repo: str, data: bytes, media_type: str, digest: str) -> None:
@@ -149,11 +178,13 @@ def add_to_fallback(client: Registry, repo: str, data: bytes, media_type: str, d
     entry, subject = referrer_descriptor(data, media_type, digest)
     if not subject:
         return
-    doc = from_tag(client, repo, subject)
-    if any(d.get("digest") == entry["digest"] for d in doc["manifests"]):
-        return  # "duplicate entries SHOULD NOT be created"
-    doc["manifests"].append(entry)
-    _push_index(client, repo, subject, doc)
+
+    def add(manifests: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        if any(d.get("digest") == entry["digest"] for d in manifests):
+            return None  # "duplicate entries SHOULD NOT be created"
+        return [*manifests, entry]
+
+    _update(client, repo, subject, add)
 
 
 def remove_from_fallback(client: Registry, repo: str, data: bytes, digest: str) -> None:
@@ -162,8 +193,9 @@ def remove_from_fallback(client: Registry, repo: str, data: bytes, digest: str) 
     _entry, subject = referrer_descriptor(data, "", digest)
     if not subject or from_api(client, repo, subject) is not None:
         return  # no subject, or the registry keeps the list itself
-    doc = from_tag(client, repo, subject)
-    kept = [d for d in doc["manifests"] if d.get("digest") != str(digest)]
-    if len(kept) != len(doc["manifests"]):
-        doc["manifests"] = kept
-        _push_index(client, repo, subject, doc)
+
+    def drop(manifests: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        kept = [d for d in manifests if d.get("digest") != str(digest)]
+        return kept if len(kept) != len(manifests) else None
+
+    _update(client, repo, subject, drop)

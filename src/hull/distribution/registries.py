@@ -20,20 +20,29 @@ mirrors in order, then the location itself.
 
 TLS material comes from ``certs.d/HOST[:PORT]/`` as docker's and containers/image's: every
 ``*.crt`` is a CA, every ``*.cert`` needs a ``*.key`` of the same stem (a client certificate).
+
+Every pull reads this module: paths are plain strings (os.path, not pathlib), the entries
+@record classes (not NamedTuples), ssl imported only to build a context; each of those costs
+start-up time.
 """
 
 from __future__ import annotations
 
 import os
-import ssl
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, NamedTuple
 
 from hull.distribution import DistributionError
+from hull.oci.records import record
 
-DEFAULT_CONF = Path("/etc/containers/registries.conf")
-CERT_DIRS = (Path("/etc/containers/certs.d"), Path("/etc/docker/certs.d"))
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ssl
+    from collections.abc import Sequence
+    from typing import Any
+
+    from _typeshed import StrPath
+
+DEFAULT_CONF = "/etc/containers/registries.conf"
+CERT_DIRS = ("/etc/containers/certs.d", "/etc/docker/certs.d")
 _PULL_FROM_MIRROR = ("all", "digest-only", "tag-only")
 
 
@@ -45,13 +54,15 @@ class BlockedError(RegistriesConfError):
     pass
 
 
-class Mirror(NamedTuple):
+@record
+class Mirror:
     location: str
     insecure: bool = False
     pull_from_mirror: str = "all"
 
 
-class Registry(NamedTuple):
+@record
+class Registry:
     prefix: str
     location: str
     insecure: bool = False
@@ -59,13 +70,15 @@ class Registry(NamedTuple):
     mirrors: tuple[Mirror, ...] = ()
 
 
-class TLSConfig(NamedTuple):
+@record
+class TLSConfig:
     ca_files: tuple[str, ...] = ()
     client_cert: tuple[str, str] | None = None  # (certificate, key)
     verify: bool = True
 
 
-class Endpoint(NamedTuple):
+@record
+class Endpoint:
     """One place to fetch a repository from."""
 
     registry: str  # host[:port]
@@ -150,6 +163,21 @@ def _registry(where: str, raw: Any) -> Registry:
     )
 
 
+def _only_aliases(text: str) -> bool:
+    """Whether ``text`` is at most one ``[aliases]`` table of ``"name" = "value"`` lines, with
+    comments (Debian's registries.conf is comments only)."""
+    header = False
+    for line in text.splitlines():
+        item = line.strip()
+        if not item or item.startswith("#"):
+            continue
+        if item == "[aliases]" and not header:
+            header = True
+        elif not header or not (item.startswith('"') and item.endswith('"') and "=" in item and "[" not in item):
+            return False
+    return True
+
+
 def _matches(prefix: str, name: str) -> bool:
     if prefix.startswith("*."):
         host = name.split("/", 1)[0]
@@ -163,12 +191,29 @@ class RegistriesConf:
         registries: Sequence[Registry] = (),
         search: Sequence[str] = (),
         aliases: dict[str, str] | None = None,
-        cert_dirs: Sequence[Path] = CERT_DIRS,
+        cert_dirs: Sequence[StrPath] = CERT_DIRS,
     ) -> None:
         self.registries = list(registries)
         self.search = list(search)
-        self.aliases = dict(aliases or {})
+        # [aliases] in file order; a file holding nothing else is kept as text and parsed only when
+        # a short name needs the aliases (_only_aliases): Debian's registries.conf.d/shortnames.conf
+        # would otherwise cost every pull by a full name the tomllib import.
+        self._alias_layers: list[dict[str, str] | tuple[str, str]] = [dict(aliases or {})]
         self.cert_dirs = list(cert_dirs)
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        for i, layer in enumerate(self._alias_layers):
+            if isinstance(layer, tuple):
+                layer = self._alias_layers[i] = self._parse_aliases(*layer)
+            merged.update(layer)
+        return merged
+
+    def _parse_aliases(self, text: str, source: str) -> dict[str, str]:
+        probe = RegistriesConf(cert_dirs=())
+        probe.merge(text, source, defer=False)
+        return probe.aliases
 
     @classmethod
     def parse(cls, text: str, source: str = "registries.conf") -> RegistriesConf:
@@ -176,8 +221,11 @@ class RegistriesConf:
         conf.merge(text, source)
         return conf
 
-    def merge(self, text: str, source: str) -> None:
+    def merge(self, text: str, source: str, defer: bool = True) -> None:
         """Apply one file: its search list replaces ours, its entries replace ours with the same prefix."""
+        if defer and _only_aliases(text):
+            self._alias_layers.append((text, source))
+            return
         import tomllib
 
         try:
@@ -211,7 +259,7 @@ class RegistriesConf:
         aliases = doc.get("aliases", {})
         if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
             raise RegistriesConfError(f"{source}: aliases: expected a table of strings")
-        self.aliases.update(aliases)
+        self._alias_layers.append(dict(aliases))
 
     def find(self, name: str) -> Registry | None:
         """The entry for ``name`` (``host[:port]/path``): the longest matching prefix."""
@@ -265,27 +313,33 @@ class RegistriesConf:
         return [f"{reg}/{name}" for reg in self.search]
 
 
-def conf_paths() -> list[Path]:
+def conf_paths() -> list[str]:
     env = os.environ.get("CONTAINERS_REGISTRIES_CONF")
-    main = Path(env) if env else DEFAULT_CONF
+    main = env or DEFAULT_CONF
     if not env and os.geteuid() != 0:
         config_home = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-        user = Path(config_home) / "containers" / "registries.conf"
-        if user.exists():
+        user = os.path.join(config_home, "containers", "registries.conf")
+        if os.path.exists(user):
             main = user
-    drop_in = main.parent / "registries.conf.d"
-    extra = sorted(drop_in.glob("*.conf")) if drop_in.is_dir() and not env else []
+    extra: list[str] = []
+    if not env:
+        drop_in = os.path.join(os.path.dirname(main), "registries.conf.d")
+        try:
+            extra = sorted(os.path.join(drop_in, n) for n in os.listdir(drop_in) if n.endswith(".conf"))
+        except (FileNotFoundError, NotADirectoryError):
+            pass
     return [main, *extra]
 
 
-def load(paths: Sequence[Path] | None = None, cert_dirs: Sequence[Path] | None = None) -> RegistriesConf:
+def load(paths: Sequence[StrPath] | None = None, cert_dirs: Sequence[StrPath] | None = None) -> RegistriesConf:
     """The registries config from ``paths`` (default: conf_paths()); missing files are empty."""
     conf = RegistriesConf(cert_dirs=CERT_DIRS if cert_dirs is None else cert_dirs)
     if cert_dirs is None and os.geteuid() != 0:
-        conf.cert_dirs.insert(0, Path(os.path.expanduser("~")) / ".config" / "containers" / "certs.d")
+        conf.cert_dirs.insert(0, os.path.join(os.path.expanduser("~"), ".config", "containers", "certs.d"))
     for path in conf_paths() if paths is None else paths:
         try:
-            text = path.read_text()
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
         except FileNotFoundError:
             continue
         except OSError as err:
@@ -294,25 +348,25 @@ def load(paths: Sequence[Path] | None = None, cert_dirs: Sequence[Path] | None =
     return conf
 
 
-def tls_config(host: str, cert_dirs: Sequence[Path] = CERT_DIRS, verify: bool = True) -> TLSConfig:
+def tls_config(host: str, cert_dirs: Sequence[StrPath] = CERT_DIRS, verify: bool = True) -> TLSConfig:
     """CAs and a client certificate for ``host`` (``host[:port]``) from the first certs.d
     directory that has a ``host`` subdirectory."""
     for base in cert_dirs:
-        d = base / host
+        d = os.path.join(base, host)
         try:
             names = sorted(os.listdir(d))
         except (FileNotFoundError, NotADirectoryError):
             continue
         except OSError as err:
             raise RegistriesConfError(f"{d}: {err.strerror}") from None
-        cas = tuple(str(d / n) for n in names if n.endswith(".crt"))
+        cas = tuple(os.path.join(d, n) for n in names if n.endswith(".crt"))
         client: tuple[str, str] | None = None
         for n in names:
             stem, ext = os.path.splitext(n)
             if ext == ".cert":
                 if stem + ".key" not in names:
                     raise RegistriesConfError(f"{d}: client certificate {n} has no key {stem}.key")
-                client = client or (str(d / n), str(d / (stem + ".key")))
+                client = client or (os.path.join(d, n), os.path.join(d, stem + ".key"))
             elif ext == ".key" and stem + ".cert" not in names:
                 raise RegistriesConfError(f"{d}: key {n} has no client certificate {stem}.cert")
         return TLSConfig(cas, client, verify)
@@ -322,6 +376,8 @@ def tls_config(host: str, cert_dirs: Sequence[Path] = CERT_DIRS, verify: bool = 
 def ssl_context(tls: TLSConfig) -> ssl.SSLContext:
     """An SSL context for ``tls``: the system CAs plus certs.d's, the client certificate if any;
     unverified when the registry is insecure."""
+    import ssl
+
     ctx = ssl.create_default_context()
     try:
         for ca in tls.ca_files:

@@ -21,18 +21,17 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 from hull.distribution import DistributionError, TransportError
 from hull.distribution.client import Registry, is_loopback
 from hull.distribution.reference import Reference, parse
 from hull.distribution.registries import BlockedError, Endpoint, RegistriesConf, load, ssl_context
 
-T = TypeVar("T")
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
     from hull.distribution.client import Authenticator
 
