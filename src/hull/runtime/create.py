@@ -122,6 +122,11 @@ def _spawn(cdir: ContainerDir, record: Record, config: Config, opts: CreateOptio
         extra_env=extra_env,
         cgroup_paths=record.cgroup_paths,
     )
+    if config.linux.seccomp is not None:
+        from hull.runtime import seccomp_cache
+
+        # On the host, before the fork: init only installs it, and the cache stays out of the container's reach.
+        ctx.seccomp_program = seccomp_cache.program_for(config.linux.seccomp, os.path.dirname(cdir.path))
     ours, theirs = pair()
     cgroups.await_migration_grace_period()
     try:

@@ -124,7 +124,12 @@ def exec_process(store: Store, container_id: str, opts: ExecOptions) -> int:
             console = tty_relay.child_end
         else:
             console = unixsock.connect(opts.console_socket) if opts.console_socket else None
-        pid = _spawn(record, config, proc, opts, ns_fds, container.state_json(record, status), console)
+        program = None
+        if config.linux.seccomp is not None:
+            from hull.runtime import seccomp_cache
+
+            program = seccomp_cache.program_for(config.linux.seccomp, store.root)
+        pid = _spawn(record, config, proc, opts, ns_fds, container.state_json(record, status), console, program)
     if opts.pid_file:
         try:
             forwarding.write_pid_file(opts.pid_file, pid)
@@ -312,6 +317,7 @@ class _Handoff:
     notify_relay: unixsock.Socket | None
     trampoline: int  # sealed memfd of exec_trampoline, or -1
     status_w: int  # where the trampoline reports a failed execve
+    seccomp_program: bytes | None = None  # linux.seccomp compiled on the host (seccomp_cache)
 
     def fds(self) -> tuple[int, ...]:
         socks = [s.fileno() for s in (self.console, self.notify_relay) if s is not None]
@@ -336,6 +342,7 @@ def _spawn(
     ns_fds: dict[str, int],
     state: bytes,
     console_sock: unixsock.Socket | None,
+    seccomp_program: bytes | None = None,
 ) -> int:
     """Fork the process into the container; its PID once it has exec'd."""
     relay: _Relay | None = None
@@ -363,7 +370,7 @@ def _spawn(
         if child == 0:
             ours.close()
             os.close(status_r)
-            handoff = _Handoff(theirs, console_sock, relay_child, trampoline, status_w)
+            handoff = _Handoff(theirs, console_sock, relay_child, trampoline, status_w, seccomp_program)
             _child(record, config, proc, opts, ns_fds, state, handoff)
     finally:
         _close_all(ns_fds)
@@ -502,7 +509,7 @@ def _child(
             lsm.apply(proc)
         if relay is not None:
             seccomp.relay_notify_fd_through(relay)
-        privileges.finalize(proc, config.linux.seccomp, state, lambda: _enter_cwd(proc.cwd))
+        privileges.finalize(proc, config.linux.seccomp, state, lambda: _enter_cwd(proc.cwd), handoff.seccomp_program)
         for fd in range(3, first_closed):
             os.set_inheritable(fd, True)
         chan.send("exec", path=path)

@@ -39,6 +39,8 @@ class InitContext:
     console_fd: int = -1
     extra_env: list[str] = field(default_factory=list)
     cgroup_paths: dict[str, str] = field(default_factory=dict)
+    # linux.seccomp compiled by the runtime on the host (seccomp_cache), or None: init builds it.
+    seccomp_program: bytes | None = None
 
 
 def intermediate(ctx: InitContext, chan: Channel) -> None:
@@ -250,7 +252,9 @@ def _finish_and_exec(ctx: InitContext, conn: unixsock.Socket, state_json: bytes,
         _run_hooks("startContainer", ctx.config.hooks.get("startContainer", []), state_json)
         # A seccomp notify fd goes to start, which sends it to the agent (seccomp.py).
         seccomp.relay_notify_fd_through(conn)
-        privileges.finalize(proc, ctx.config.linux.seccomp, state_json, lambda: _enter_cwd(proc.cwd))
+        privileges.finalize(
+            proc, ctx.config.linux.seccomp, state_json, lambda: _enter_cwd(proc.cwd), ctx.seccomp_program
+        )
         for fd in range(3, first_closed):
             os.set_inheritable(fd, True)
         if trampoline >= 0 and conn.fileno() < 128:

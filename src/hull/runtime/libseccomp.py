@@ -102,6 +102,8 @@ def _load() -> ctypes.CDLL:
     for name in ("seccomp_load", "seccomp_notify_fd"):
         getattr(lib, name).argtypes = [ctypes.c_void_p]
         getattr(lib, name).restype = ctypes.c_int
+    lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.seccomp_export_bpf.restype = ctypes.c_int
     lib.seccomp_api_get.argtypes = []
     lib.seccomp_api_get.restype = ctypes.c_uint
     lib.seccomp_api_set.argtypes = [ctypes.c_uint]
@@ -170,6 +172,11 @@ def rule_add_array(ctx: int, action: int, syscall: int, args: list[tuple[int, in
 
 def load(ctx: int) -> None:
     _check(_lib.seccomp_load(ctx), "seccomp_load")
+
+
+def export_bpf(ctx: int, fd: int) -> None:
+    """Write the filter's BPF program to ``fd``: the very program seccomp_load would install (gen_bpf_generate)."""
+    _check(_lib.seccomp_export_bpf(ctx, fd), "seccomp_export_bpf")
 
 
 def notify_fd(ctx: int) -> int:

@@ -26,11 +26,13 @@ def finalize(
     seccomp_config: dict[str, Any] | None,
     state_json: bytes,
     after_user_switch: Callable[[], None],
+    seccomp_program: bytes | None = None,
 ) -> None:
+    # seccomp_program: the filter compiled by the runtime for seccomp_config (seccomp_cache), if any.
     early_seccomp = seccomp_config is not None and not proc.no_new_privileges
     if early_seccomp:
         assert seccomp_config is not None
-        seccomp.install(seccomp_config, state_json)
+        seccomp.install(seccomp_config, state_json, seccomp_program)
     capabilities.drop_bounding(proc.capabilities)
     capabilities.keep_across_user_switch(proc.capabilities)
     process.switch_user(proc)
@@ -39,4 +41,4 @@ def finalize(
     if proc.no_new_privileges:
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
     if seccomp_config is not None and not early_seccomp:
-        seccomp.install(seccomp_config, state_json)
+        seccomp.install(seccomp_config, state_json, seccomp_program)

@@ -19,6 +19,7 @@ its parent, init relays it over its connection with ``start``, and ``start``
 
 from __future__ import annotations
 
+from hull.runtime import linux as L
 from hull.runtime.errors import ConfigError, SetupError
 
 TYPE_CHECKING = False
@@ -77,6 +78,12 @@ FLAGS = {
     "SECCOMP_FILTER_FLAG_LOG": ("SCMP_FLTATR_CTL_LOG", 3),
     "SECCOMP_FILTER_FLAG_SPEC_ALLOW": ("SCMP_FLTATR_CTL_SSB", 4),
     "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": ("SCMP_FLTATR_CTL_WAITKILL", 7),
+}
+# seccomp(2)'s bit for each flag whose load load_program mirrors (libseccomp 2.5's sys_filter_load).
+FLAG_BITS = {
+    "SECCOMP_FILTER_FLAG_TSYNC": L.SECCOMP_FILTER_FLAG_TSYNC,
+    "SECCOMP_FILTER_FLAG_LOG": L.SECCOMP_FILTER_FLAG_LOG,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": L.SECCOMP_FILTER_FLAG_SPEC_ALLOW,
 }
 _ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
 _MAX_ARGS = 6  # a Linux syscall has at most six arguments
@@ -304,9 +311,30 @@ def relay_notify_fd_through(sock: unixsock.Socket) -> None:
     _relay = sock
 
 
-def install(seccomp: dict[str, Any], state_json: bytes) -> None:
-    """Build the filter and load it into this process (and its future children)."""
+def precompilable(seccomp: dict[str, Any]) -> bool:
+    """Whether the runtime may compile the filter ahead (seccomp_cache) for ``load_program`` to install.
+
+    Not with a notify listener: its fd is a result of libseccomp's own load.
+    Nor with a flag whose load load_program does not mirror.
+    """
+    return (
+        enabled(seccomp)
+        and not uses_notify(seccomp)
+        and not seccomp.get("listenerPath")
+        and all(flag in FLAG_BITS for flag in seccomp.get("flags") or ())
+    )
+
+
+def install(seccomp: dict[str, Any], state_json: bytes, program: bytes | None = None) -> None:
+    """Build the filter and load it into this process (and its future children).
+
+    ``program``: the filter the runtime compiled ahead for this very profile
+    (seccomp_cache.program_for), installed without libseccomp.
+    """
     if not enabled(seccomp):
+        return
+    if program is not None:
+        load_program(seccomp, program)
         return
     lib = _binding()
     notify = uses_notify(seccomp)
@@ -342,6 +370,40 @@ def install(seccomp: dict[str, Any], state_json: bytes) -> None:
         raise SetupError(f"sending the seccomp notify fd: {err.strerror}") from None
     finally:
         os.close(fd)
+
+
+def load_program(seccomp: dict[str, Any], program: bytes) -> None:
+    """Install a compiled filter exactly as libseccomp 2.5.4's seccomp_load does with the attributes ``build`` sets.
+
+    sys_filter_load: no PR_SET_NO_NEW_PRIVS, since SCMP_FLTATR_CTL_NNP is off
+    (privileges.py sets it, as runc); seccomp(2) with the profile's flags,
+    TSYNC together with TSYNC_ESRCH where the kernel has it (Linux 5.7), a
+    thread left unsynchronised being ESRCH; prctl(PR_SET_SECCOMP) on a kernel
+    without seccomp(2).
+    """
+    import errno
+    import os
+
+    flags = 0
+    for flag in seccomp.get("flags") or ():
+        flags |= FLAG_BITS[flag]
+    tsync = flags & L.SECCOMP_FILTER_FLAG_TSYNC
+    try:
+        try:
+            result = L.seccomp_set_mode_filter(flags | (L.SECCOMP_FILTER_FLAG_TSYNC_ESRCH if tsync else 0), program)
+        except OSError as err:
+            if tsync and err.errno == errno.EINVAL:
+                result = L.seccomp_set_mode_filter(flags, program)
+            elif not flags and err.errno == errno.ENOSYS:
+                L.prctl_set_seccomp_filter(program)
+                result = 0
+            else:
+                raise
+        if result > 0:
+            # TSYNC without TSYNC_ESRCH returns the ID of a thread it could not synchronise.
+            raise OSError(errno.ESRCH, os.strerror(errno.ESRCH))
+    except OSError as err:
+        raise SetupError(f"error loading seccomp filter into kernel: {err.strerror}") from None
 
 
 def send_process_state(seccomp: dict[str, Any], fd: int, pid: int, state_json: bytes) -> None:
