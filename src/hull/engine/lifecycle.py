@@ -329,7 +329,24 @@ def kill(paths: EnginePaths, container: Container, signum: int) -> None:
         raise InvalidContainerState(f"container {container.short_id} is not running")
     container_store(paths).update(container.id, lambda c: setattr(c, "stopped_by_user", True))
     emit(paths, "kill", container, {"signal": str(signum)})  # before the signal: ordered before its "die"
-    runtime_for(paths, container).kill(container.id, signum)
+    runtime = runtime_for(paths, container)
+    runtime.kill(container.id, signum)
+    if container.status == PAUSED:
+        _resume_after_signal(paths, runtime, container)
+
+
+def _resume_after_signal(paths: EnginePaths, runtime: OCIRuntime, container: Container) -> None:
+    """docker's kill of a paused container: thawed after the signal, which a frozen process never takes."""
+    try:
+        runtime.resume(container.id)
+    except EngineError:
+        return  # gone meanwhile
+
+    def thawed(c: Container) -> None:
+        if c.status == PAUSED:
+            c.status = RUNNING
+
+    container_store(paths).update(container.id, thawed)
 
 
 def stop(paths: EnginePaths, container: Container, timeout: int | None = None) -> None:
@@ -431,10 +448,13 @@ def remove(paths: EnginePaths, container: Container, *, force: bool = False, vol
             )
         containers = container_store(paths)
         containers.update(container.id, lambda c: setattr(c, "stopped_by_user", True))
+        runtime = runtime_for(paths, container)
         try:
-            runtime_for(paths, container).kill(container.id, 9)
+            runtime.kill(container.id, 9)
         except EngineError:
             pass
+        if container.status == PAUSED:
+            _resume_after_signal(paths, runtime, container)
         wait_exit(paths, container, 30)
         try:
             container = containers.load(container.id)
