@@ -297,8 +297,11 @@ class ExternalRuntime:
         self._run(container_id, "kill", *(["--all"] if all_processes else []), container_id, str(signum), what="kill")
 
     def delete(self, container_id: str, force: bool = False) -> None:
-        if self.state(container_id) is not None:
+        try:
             self._run(container_id, "delete", *(["--force"] if force else []), container_id, what="delete")
+        except EngineError:
+            if self.state(container_id) is not None:  # not "unknown to the runtime", which is no error here
+                raise
         try:  # also after a failed create, which the runtime does not know but logged
             os.unlink(self._log(container_id))
         except FileNotFoundError:

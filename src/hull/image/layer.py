@@ -42,6 +42,7 @@ from typing import Any, BinaryIO
 from hull.image import tarformat as tf
 from hull.image.layer_errors import LayerError
 from hull.image.layer_stream import threaded, verified_chunks
+from hull.image.trees import remove_tree as remove_tree  # also this module's API
 
 WHITEOUT_PREFIX = b".wh."
 OPAQUE_WHITEOUT = b".wh..wh..opq"
@@ -701,19 +702,3 @@ def unpack_layers(layers: Iterable[LayerSource], dest: str, options: ApplyOption
         remove_tree(staging)
         raise
     return stats
-
-
-def remove_tree(path: str) -> None:
-    """rmtree that also gets through directories a layer made unwritable (0555) when not root."""
-    import shutil
-
-    def onerror(func: object, p: str, exc: object) -> None:
-        parent = os.path.dirname(p)
-        try:
-            os.chmod(parent, 0o700)
-            os.chmod(p, 0o700) if os.path.isdir(p) and not os.path.islink(p) else None
-        except OSError:
-            pass
-        shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)
-
-    shutil.rmtree(path, onerror=onerror)

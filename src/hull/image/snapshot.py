@@ -101,7 +101,7 @@ def _fsync_dir(path: str) -> None:
 
 def _remove_tree(path: str) -> None:
     if os.path.lexists(path):
-        from hull.image.layer import remove_tree
+        from hull.image.trees import remove_tree
 
         remove_tree(path)
 
