@@ -101,7 +101,8 @@ def run(work: str, n: int, concurrent: int) -> None:
         print(f"{name:<32}{ms(values):>10.1f}{ms(values, 0.9):>9.1f}{ratio}")
     print("goal: hull <= 0.5x podman with the same runtime")
     concurrency(hull, None, concurrent, "hull")
-    concurrency([*podman], env, concurrent, "podman --runtime runc", ["--network", "none", "--runtime", "/usr/bin/runc"])
+    runc_flags = ["--network", "none", "--runtime", "/usr/bin/runc"]
+    concurrency([*podman], env, concurrent, "podman --runtime runc", runc_flags)
 
 
 def concurrency(engine: list[str], env: dict[str, str] | None, count: int, name: str,

@@ -19,8 +19,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 EXIT_ENGINE = 125
-EXIT_CANNOT_EXECUTE = 126
-EXIT_NOT_FOUND = 127
 
 # Docker's column headers for `ps --format 'table ...'`.
 PS_HEADERS = {
@@ -226,12 +224,9 @@ def _log_opts(values: list[str]) -> tuple[int, int]:
 
 def _start_exit_code(message: str) -> int:
     """docker run's status for a container that could not start: 127 not found, 126 not executable."""
-    lowered = message.lower()
-    if "not found" in lowered or "no such file" in lowered:
-        return EXIT_NOT_FOUND
-    if "permission denied" in lowered or "exec format error" in lowered:
-        return EXIT_CANNOT_EXECUTE
-    return EXIT_ENGINE
+    from hull.engine.errors import start_failure_status
+
+    return start_failure_status(message, EXIT_ENGINE)
 
 
 def _prime_cgroups(runtime: str) -> None:

@@ -66,3 +66,18 @@ class InvalidVolumeName(VolumeError):
             '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path'
         )
         self.name = name
+
+
+EXIT_CANNOT_EXECUTE = 126
+EXIT_NOT_FOUND = 127
+
+
+def start_failure_status(message: str, default: int) -> int:
+    """docker's exit status for a process the runtime could not start, from the runtime's message:
+    127 when the program is not found, 126 when it cannot be executed, else ``default``."""
+    lowered = message.lower()
+    if "not found" in lowered or "no such file" in lowered:
+        return EXIT_NOT_FOUND
+    if "permission denied" in lowered or "exec format error" in lowered:
+        return EXIT_CANNOT_EXECUTE
+    return default

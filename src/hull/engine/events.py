@@ -236,17 +236,9 @@ def _open_at_end(path: str, *, keep: bool) -> Any:
 
 def _local_rfc3339_fixed(ns: int) -> str:
     """Go's ``time.Unix(0, ns).Format("2006-01-02T15:04:05.000000000Z07:00")`` in local time."""
-    import time
+    from hull.engine.logfile import format_local
 
-    secs, frac = divmod(ns, 1_000_000_000)
-    t = time.localtime(secs)
-    offset = t.tm_gmtoff or 0
-    if offset == 0:
-        zone = "Z"
-    else:
-        sign = "+" if offset > 0 else "-"
-        zone = f"{sign}{abs(offset) // 3600:02d}:{abs(offset) % 3600 // 60:02d}"
-    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{frac:09d}{zone}"
+    return format_local(ns, 9)
 
 
 def format_event(event: Event) -> str:

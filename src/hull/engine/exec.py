@@ -21,11 +21,9 @@ import os
 from typing import Any
 
 from hull.engine.containers import Container
-from hull.engine.errors import EngineError, InvalidContainerState
+from hull.engine.errors import EXIT_CANNOT_EXECUTE, EngineError, InvalidContainerState
 from hull.engine.paths import EnginePaths
-
-EXIT_CANNOT_EXECUTE = 126
-EXIT_NOT_FOUND = 127
+from hull.engine.runtimes import runtime_log_error
 
 
 class ExecRequest:
@@ -132,7 +130,7 @@ def run(paths: EnginePaths, container: Container, request: ExecRequest, *, inter
             out: Any = null if detach else None
             child = subprocess.Popen(argv, stdin=stdin, stdout=out, stderr=out, close_fds=True)
             code = _wait(child)
-        failure = _runtime_error(log)
+        failure = runtime_log_error(log)
     if failure is not None:
         return _start_exit_code(failure)
     return code
@@ -226,24 +224,7 @@ def _wait(child: Any) -> int:
     return 128 - code if code < 0 else code
 
 
-def _runtime_error(log: str) -> str | None:
-    message = None
-    try:
-        with open(log, "rb") as f:
-            for line in f:
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                if entry.get("level") in ("error", "fatal"):
-                    message = str(entry.get("msg", ""))
-    except OSError:
-        return None
-    return message
-
-
 def _start_exit_code(message: str) -> int:
-    lowered = message.lower()
-    if "executable file not found" in lowered or "no such file or directory" in lowered:
-        return EXIT_NOT_FOUND
-    return EXIT_CANNOT_EXECUTE
+    from hull.engine.errors import start_failure_status
+
+    return start_failure_status(message, EXIT_CANNOT_EXECUTE)

@@ -83,6 +83,20 @@ def format_time_fixed(ns: int) -> str:
     return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{frac:09d}Z"
 
 
+def format_local(ns: int, digits: int = 0) -> str:
+    """Go's RFC 3339 of the local time (``Z`` for UTC, else ``+07:00``), with ``digits`` fraction
+    digits (docker's volume CreatedAt: none; its events: nine)."""
+    secs, frac = divmod(ns, 1_000_000_000)
+    t = time.localtime(secs)
+    offset = t.tm_gmtoff or 0
+    zone = "Z"
+    if offset:
+        sign = "+" if offset > 0 else "-"
+        zone = f"{sign}{abs(offset) // 3600:02d}:{abs(offset) % 3600 // 60:02d}"
+    fraction = f".{frac:09d}"[: digits + 1] if digits else ""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + fraction + zone
+
+
 def _days_from_civil(y: int, m: int, d: int) -> int:
     # Howard Hinnant's days-from-civil: proleptic Gregorian date to days since 1970-01-01.
     y -= m <= 2

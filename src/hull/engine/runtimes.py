@@ -188,6 +188,25 @@ def _exec_argv(binary: str, root: str, container_id: str, process_json: str, tty
     return [*argv, container_id]
 
 
+def runtime_log_error(path: str) -> str | None:
+    """The last error or fatal message of a runtime's ``--log-format json`` log (logrus lines)."""
+    import json
+
+    message = None
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry.get("level") in ("error", "fatal"):
+                    message = str(entry.get("msg", ""))
+    except OSError:
+        return None
+    return message
+
+
 class ExternalRuntime:
     """A runtime binary with runc's command line (runc, crun, hull-runtime, youki)."""
 
@@ -204,20 +223,7 @@ class ExternalRuntime:
 
     def _error(self, container_id: str, what: str, fallback: bytes) -> str:
         """The runtime's last error from its JSON log (logrus lines), else its stderr."""
-        import json
-
-        message = ""
-        try:
-            with open(self._log(container_id), "rb") as f:
-                for line in f:
-                    try:
-                        entry = json.loads(line)
-                    except ValueError:
-                        continue
-                    if entry.get("level") in ("error", "fatal"):
-                        message = str(entry.get("msg", ""))
-        except OSError:
-            pass
+        message = runtime_log_error(self._log(container_id)) or ""
         if not message:
             lines = fallback.decode(errors="replace").strip().splitlines()
             message = lines[-1] if lines else ""

@@ -90,14 +90,9 @@ class Volume:
 
 def rfc3339(seconds: float | None = None) -> str:
     """Go's ``time.RFC3339`` of local time: ``2006-01-02T15:04:05+07:00``, ``Z`` for UTC."""
-    local = time.localtime(seconds)
-    offset = local.tm_gmtoff or 0
-    if offset == 0:
-        zone = "Z"
-    else:
-        sign = "+" if offset > 0 else "-"
-        zone = f"{sign}{abs(offset) // 3600:02d}:{abs(offset) % 3600 // 60:02d}"
-    return time.strftime("%Y-%m-%dT%H:%M:%S", local) + zone
+    from hull.engine.logfile import format_local
+
+    return format_local(int((time.time() if seconds is None else seconds) * 1_000_000_000))
 
 
 def check_name(name: str) -> None:
