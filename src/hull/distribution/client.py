@@ -50,7 +50,6 @@ is anonymous access.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import threading
 import time
@@ -326,7 +325,7 @@ class Registry:
             except (OSError, http1.HTTPException) as err:
                 self._drop(scheme, netloc)
                 reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-                if isinstance(err, socket.timeout):
+                if isinstance(err, TimeoutError):
                     reason = "timed out"
                 ssl = sys.modules.get("ssl")  # loaded only if this registry speaks TLS
                 if ssl is not None and isinstance(err, ssl.SSLCertVerificationError):

@@ -21,10 +21,12 @@ answer, ``HTTPException`` for a malformed answer or a chunked body cut short.
 
 from __future__ import annotations
 
-import socket
+import _socket
+import io
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     import ssl
     from collections.abc import Iterator, Mapping
     from typing import BinaryIO
@@ -43,11 +45,35 @@ class RemoteDisconnected(ConnectionResetError):
     """The server closed the connection before sending a status line."""
 
 
-def _create_connection(host: str, port: int, timeout: float | None) -> socket.socket:
+def _create_connection(host: str, port: int, timeout: float | None) -> _socket.socket:
+    """socket.create_connection on the C module: ``import socket`` (its enums) costs a pull ~3 ms."""
     # An ASCII host name goes to getaddrinfo as bytes: a str would be encoded with the "idna"
     # codec, whose import (encodings.idna, stringprep, unicodedata) costs a millisecond.
     name: str | bytes = host.encode("ascii") if host.isascii() else host
-    return socket.create_connection((name, port), timeout)  # type: ignore[arg-type]
+    error: OSError | None = None
+    for family, kind, proto, _canon, address in _socket.getaddrinfo(name, port, 0, _socket.SOCK_STREAM):
+        sock = _socket.socket(family, kind | _socket.SOCK_CLOEXEC, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+            return sock
+        except OSError as err:
+            sock.close()
+            error = err
+    raise error or OSError(f"getaddrinfo returned no address for {host}")
+
+
+class _SocketIO(io.RawIOBase):
+    """The raw stream under the buffered reader of a plain socket (socket.SocketIO's part we use)."""
+
+    def __init__(self, sock: _socket.socket) -> None:
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        return self._sock.recv_into(buffer)
 
 
 def split_netloc(netloc: str, default_port: int) -> tuple[str, int]:
@@ -233,24 +259,26 @@ class Connection:
         self.host, self.port = split_netloc(netloc, 443 if self.tls else 80)
         self.timeout = timeout
         self.context = context
-        self.sock: socket.socket | None = None
+        self.sock: _socket.socket | socket.socket | None = None
         self.fp: BinaryIO | None = None
         self._busy = False
         self._method = "GET"
 
     def connect(self) -> None:
-        sock = _create_connection(self.host, self.port, self.timeout)
+        raw = _create_connection(self.host, self.port, self.timeout)
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.tls:
-                context = self.context
-                if context is None:
-                    import ssl
+            raw.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            if not self.tls:
+                self.sock = raw
+                self.fp = io.BufferedReader(_SocketIO(raw), 65536)
+                return
+            import socket
+            import ssl
 
-                    context = ssl.create_default_context()
-                sock = context.wrap_socket(sock, server_hostname=self.host)
+            context = self.context or ssl.create_default_context()
+            sock = context.wrap_socket(socket.socket(fileno=raw.detach()), server_hostname=self.host)
         except BaseException:
-            sock.close()
+            raw.close()
             raise
         self.sock = sock
         self.fp = sock.makefile("rb")

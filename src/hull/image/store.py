@@ -105,9 +105,14 @@ if TYPE_CHECKING:
 
 
 def _mkstemp(dir: str, prefix: str) -> tuple[int, str]:
-    import tempfile  # not at import: most commands only read the store
-
-    return tempfile.mkstemp(dir=dir, prefix=prefix)
+    """tempfile.mkstemp's contract (a new file only we opened, mode 0600) without its import cost
+    (random, shutil: ~5 ms of a `hull pull`)."""
+    while True:
+        path = os.path.join(dir, prefix + os.urandom(6).hex())
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), path
+        except FileExistsError:
+            continue
 
 
 LAYOUT_VERSION = "1.0.0"
