@@ -9,8 +9,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # docker-registry: distribution 2.8, the registry tests/integration/test_registry.py starts on loopback.
 # apache2-utils: htpasswd -B, the bcrypt password file of the Basic-auth registry in test_registry_auth.py.
 # tini: /usr/bin/tini-static, the init `hull run --init` binds at /dev/init (as docker's docker-init).
+# containernetworking-plugins, iptables: the CNI plugins in /usr/lib/cni that hull.network.cni runs, and the
+# iptables that bridge/portmap/firewall call (tests/integration/test_cni.py).
 APT_PACKAGES=(busybox-static runc crun python3-venv python3-pip iproute2 util-linux procps bsdutils
-  podman containerd docker.io uidmap skopeo umoci docker-registry apache2-utils debootstrap tini)
+  podman containerd docker.io uidmap skopeo umoci docker-registry apache2-utils debootstrap tini
+  containernetworking-plugins iptables)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
