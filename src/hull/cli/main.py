@@ -180,7 +180,7 @@ def _configure_retry(args: argparse.Namespace) -> None:
     set_default_retry(Retry(attempts=args.retry, fixed_delay=delay, log=log))
 
 
-GROUPS = ("image", "volume", "system")
+GROUPS = ("image", "volume", "network", "system")
 
 
 def _command_words(argv: list[str]) -> tuple[str | None, str | None]:
@@ -258,6 +258,7 @@ ENGINE_COMMANDS = {
                      "pause", "unpause"), "containers"),
     **dict.fromkeys(("exec", "attach", "top", "stats", "cp", "port"), "container_tools"),
     "volume": "volumes",
+    "network": "networks",
     **dict.fromkeys(("system", "events"), "system"),
 }  # fmt: skip
 _TOP_LEVEL = _TOP_LEVEL | frozenset(ENGINE_COMMANDS)
