@@ -218,7 +218,7 @@ def test_ctrl_c_on_a_tty_run_interrupts_the_container(engine: Engine) -> None:
         (["run", "--restart", "sometimes", BUSYBOX], "sometimes"),
         (["run", "--pids-limit", "x", BUSYBOX], "--pids-limit"),
         (["run", "--stop-timeout", "soon", BUSYBOX], "--stop-timeout"),
-        (["run", "--network", "bridge", BUSYBOX], "bridge"),
+        (["run", "--network", "nosuchnet", BUSYBOX], "nosuchnet"),
         (["run", "--rm", "--restart", "always", BUSYBOX], "--restart"),
         (["run", "--pull", "sometimes", BUSYBOX], "sometimes"),
         (["run", "--name", "bad name", BUSYBOX], "bad name"),

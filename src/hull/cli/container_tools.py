@@ -339,9 +339,17 @@ def _extract(side: Any, path: str, shown: str, owner: str) -> int:
 
 
 def cmd_port(paths: EnginePaths, args: Any) -> int:
-    """No network but none and host yet: no container has published ports (docker prints nothing)."""
+    """docker port: ``80/tcp -> 0.0.0.0:8080`` per published port (or the host side of one)."""
+    from hull.engine.networking import ports_text
+
     container = _find(paths, args.container)
+    lines = ports_text(container)
     if args.private:
         port, _, proto = args.private.partition("/")
-        raise EngineError(f"No public port '{port}/{proto or 'tcp'}' published for {container.name}")
+        want = f"{port}/{proto or 'tcp'} -> "
+        lines = [line.removeprefix(want) for line in lines if line.startswith(want)]
+        if not lines:
+            raise EngineError(f"No public port '{port}/{proto or 'tcp'}' published for {container.name}")
+    for line in lines:
+        print(line)
     return 0

@@ -59,7 +59,10 @@ def run_args(p: Any) -> None:
     p.add_argument("--cap-drop", action="append", default=[])
     p.add_argument("--privileged", action="store_true")
     p.add_argument("--security-opt", action="append", default=[])
-    p.add_argument("--network", "--net", default="none")
+    p.add_argument("--network", "--net", default="hull")
+    p.add_argument("-p", "--publish", action="append", default=[])
+    p.add_argument("-P", "--publish-all", action="store_true")
+    p.add_argument("--ip", default="")
     p.add_argument("--restart", default="no")
     p.add_argument("--init", action="store_true")
     p.add_argument("--stop-signal", default="")
@@ -178,6 +181,9 @@ def options_from(args: Any) -> Any:
         privileged=args.privileged,
         security_opt=args.security_opt,
         network=_network(args.network),
+        publish=args.publish,
+        publish_all=args.publish_all,
+        ip=args.ip,
         restart=parse.parse_restart(args.restart),
         init=args.init,
         stop_signal=args.stop_signal,
@@ -196,11 +202,12 @@ def options_from(args: Any) -> Any:
 
 
 def _network(value: str) -> str:
-    if value in ("none", "host"):
-        return value
+    """none, host, container:ID or a network's name; docker's "bridge" and "default" mean hull's default."""
     if value in ("bridge", "default"):
-        raise EngineError(f"--network {value}: networks come with CNI support; use none or host for now")
-    raise EngineError(f"--network {value}: unknown network (none and host are supported)")
+        return "hull"
+    if value.startswith("container:") and len(value) == len("container:"):
+        raise EngineError("--network container: needs a container's name or ID")
+    return value
 
 
 def _log_opts(values: list[str]) -> tuple[int, int]:
@@ -243,10 +250,18 @@ def cmd_run(paths: EnginePaths, args: Any) -> int:
     waiting = monitor.prefork(paths)  # its imports overlap the container's making
     _prime_cgroups(opts.runtime)
     try:
-        container = lifecycle.create(paths, opts, quiet=args.quiet)
+        # A network's ADD may still run in a thread: it overlaps the runtime's create, and is waited
+        # for before the start (finish_network).
+        container, pending = lifecycle.create_deferred(paths, opts, quiet=args.quiet)
     except BaseException:
         waiting.cancel()
         raise
+    if opts.detach or pending is None:
+        try:
+            lifecycle.finish_network(paths, container, pending)
+        except BaseException:
+            waiting.cancel()
+            raise
     if opts.detach:
         try:
             waiting.go(container, start=True)
@@ -259,9 +274,16 @@ def cmd_run(paths: EnginePaths, args: Any) -> int:
     try:
         waiting.go(container, start=False)
     except EngineError as err:
+        if pending is not None:
+            try:
+                pending.wait()
+            except BaseException:  # noqa: BLE001, S110 - the runtime's failure is the one to report
+                pass
         lifecycle.wait_exit(paths, container, 10)  # the monitor's clean-up (and --rm) done first
         sys.stderr.write(f"Error: {err}\n")
         return _start_exit_code(str(err))
+    if pending is not None:
+        lifecycle.finish_network(paths, container, pending)  # its interface in place before the start
     return _attach_and_start(paths, container, stdin=opts.interactive, tty=opts.tty, start=True)
 
 
@@ -494,7 +516,10 @@ def ps_row(container: Any, now: int, no_trunc: bool) -> dict[str, Any]:
             container.status, container.exit_code, container.started_at, container.finished_at, now
         ),  # fmt: skip
         "State": container.status,
-        "Ports": "",
+        "Ports": ", ".join(
+            f"{m['hostIP'] or '0.0.0.0'}:{m['hostPort']}->{m['containerPort']}/{m['protocol']}"
+            for m in container.network.get("ports") or []
+        ),  # fmt: skip
         "Names": container.name,
         "Labels": ",".join(f"{k}={v}" for k, v in container.options.labels.items()),
         "Mounts": ",".join(m.volume.removeprefix("anon:") or m.source for m in container.mounts),
@@ -656,8 +681,25 @@ def inspect_doc(paths: EnginePaths, container: Any) -> dict[str, Any]:
             "StopSignal": opts.stop_signal or None,
             "StopTimeout": opts.stop_timeout,
         },
-        "NetworkSettings": {"Networks": {opts.network: {}}},
+        "NetworkSettings": _network_settings(container),
     }
+
+
+def _network_settings(container: Any) -> dict[str, Any]:
+    """docker's NetworkSettings: the attachment's addresses and the published ports."""
+    net = container.network
+    ports: dict[str, Any] = {}
+    for m in net.get("ports") or []:
+        ports.setdefault(f"{m['containerPort']}/{m['protocol']}", []).append(
+            {"HostIp": m["hostIP"] or "0.0.0.0", "HostPort": str(m["hostPort"])})  # fmt: skip
+    endpoint = {
+        "IPAddress": net.get("ipv4", ""), "IPPrefixLen": net.get("ipv4_prefix", 0),
+        "Gateway": net.get("ipv4_gateway", ""), "GlobalIPv6Address": net.get("ipv6", ""),
+        "GlobalIPv6PrefixLen": net.get("ipv6_prefix", 0), "IPv6Gateway": net.get("ipv6_gateway", ""),
+        "MacAddress": net.get("mac", ""),
+    }  # fmt: skip
+    name = net.get("name") or container.options.network
+    return {"SandboxKey": net.get("netns", ""), "Ports": ports, **endpoint, "Networks": {name: endpoint}}
 
 
 def _log_config(opts: Any) -> dict[str, str]:

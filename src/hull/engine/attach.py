@@ -10,6 +10,7 @@ stream):
                         0<data>   stdin      C  stdin closed      R<rows> <cols>  terminal size
     monitor -> client   1<data>   stdout     2<data>  stderr
                         s<pid>    started    E<message>  start failed
+                        x<code>   the container exited with code (its teardown and --rm's removal follow)
                         X<code>   the container exited and the monitor is done (after --rm's removal)
 """
 
@@ -29,6 +30,7 @@ STDOUT = b"1"
 STDERR = b"2"
 STARTED = b"s"
 START_FAILED = b"E"
+EXIT_CODE = b"x"
 EXITED = b"X"
 
 FRAME = 65536 + 1
@@ -134,9 +136,16 @@ class Session:
         """Relay until the container exits: its exit code; None when the monitor went away first."""
         poller = select.poll()
         poller.register(self.sock, select.POLLIN)
-        reading_stdin = self.stdin
-        if reading_stdin:
+        if self.stdin:
             poller.register(0, select.POLLIN)
+        self._code: int | None = None
+        try:
+            return self._relay(poller, detach_keys)
+        except (ConnectionResetError, BrokenPipeError):
+            return self._code  # the monitor went away: its early word, else the record, tells
+
+    def _relay(self, poller: select.poll, detach_keys: bool) -> int | None:
+        reading_stdin = self.stdin
         while True:
             for fd, _event in poller.poll():
                 if fd == 0:
@@ -152,9 +161,15 @@ class Session:
                     continue
                 frame = self.sock.recv(FRAME)
                 if not frame:
-                    return None
+                    return self._code
                 if frame[:1] == EXITED:
                     return int(frame[1:])
+                if frame[:1] == EXIT_CODE:
+                    self._code = int(frame[1:])
+                    if reading_stdin:  # nothing reads it any more
+                        poller.unregister(0)
+                        reading_stdin = False
+                    continue
                 self._output(frame)
 
 

@@ -64,6 +64,8 @@ class Container:
     error: str = ""
     oom_killed: bool = False
     stopped_by_user: bool = False  # `hull stop`/`kill`: no restart, unless-stopped stays down
+    # The network attachment (engine.networking): netns path, network, addresses, published ports.
+    network: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

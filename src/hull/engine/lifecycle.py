@@ -107,7 +107,30 @@ def unmount_rootfs(paths: EnginePaths, container_id: str) -> None:
 
 def create(paths: EnginePaths, opts: RunOptions, *, quiet: bool = False) -> Container:
     """Make the container ``opts`` describe, ready for the monitor to create in the runtime."""
-    from hull.engine import images, names
+    container, pending = create_deferred(paths, opts, quiet=quiet)
+    finish_network(paths, container, pending)
+    return container
+
+
+def finish_network(paths: EnginePaths, container: Container, pending: Any) -> None:
+    """Wait for ``create_deferred``'s network ADD; if it failed, the container is removed (one error)."""
+    if pending is None:
+        return
+    from hull.engine import networking
+
+    try:
+        pending.wait()
+        # After config.json's writing of the files, so that the address lines are not overwritten.
+        networking.update_hosts(paths, container_store(paths), container.network["name"])
+    except BaseException:
+        remove(paths, container, force=True, volumes=True)
+        raise
+
+
+def create_deferred(paths: EnginePaths, opts: RunOptions, *, quiet: bool = False) -> tuple[Container, Any]:
+    """``create``, but a network's CNI ADD still running (returned: ``finish_network`` waits for it,
+    before the container starts), so that it overlaps the rest of the making and the runtime's create."""
+    from hull.engine import images, names, networking
     from hull.image import bundle as image_bundle
     from hull.image.store import LayoutStore
     from hull.oci import platform as _platform
@@ -138,19 +161,35 @@ def create(paths: EnginePaths, opts: RunOptions, *, quiet: bool = False) -> Cont
         snapshot=container_id, snapshotter=_snapshotter_name(snapshotter),
     )  # fmt: skip
     containers.add(container)
+    pending = None
     try:
         top = image_bundle.unpack_image(store, snapshotter, image)
         snapshotter.prepare(container_id, top, {"hull.container": container_id})
         mount_rootfs(paths, container)
-        spec = _make_config(paths, container, image)
+        netns = ""
+        if opts.network != "none" and opts.network != "host":
+            if not opts.runtime:
+                # The plugins take ~10 ms: the kernel's cgroup-migration grace period, started at the
+                # command's start, would be over when the monitor's runtime joins the cgroup; again.
+                from hull.runtime import cgroups
+
+                cgroups.start_migration_grace_period()
+            exposed = list(image.config.config.exposed_ports) if image.config.config else []
+            netns, pending = networking.attach(paths, containers, container, exposed, background=True)
+        spec = _make_config(paths, container, image, netns)
         container.args = list(spec.get("process", {}).get("args", []))
         image_bundle.write_config(paths.bundle(container_id), spec)
         containers.update(container_id, lambda c: _created(c, container))
     except BaseException:
+        if pending is not None:
+            try:
+                pending.wait()  # its ADD done before the DEL of the clean-up
+            except BaseException:  # noqa: BLE001, S110 - the first failure is the one to report
+                pass
         remove_files(paths, containers, container, volumes=True)
         raise
     emit(paths, "create", container)
-    return container
+    return container, pending
 
 
 def _snapshotter_name(snapshotter: Any) -> str:
@@ -162,7 +201,7 @@ def _created(c: Container, made: Container) -> None:
     c.mounts = made.mounts
 
 
-def _make_config(paths: EnginePaths, container: Container, image: Any) -> dict[str, Any]:
+def _make_config(paths: EnginePaths, container: Container, image: Any, netns: str = "") -> dict[str, Any]:
     from hull.engine import etcfiles
     from hull.engine.spec import ContainerFiles, build_spec, effective_hostname
     from hull.image.bundle import resolve_user_in
@@ -186,7 +225,7 @@ def _make_config(paths: EnginePaths, container: Container, image: Any) -> dict[s
     _write(files.resolv_conf, etcfiles.resolv_conf_content(opts.dns, opts.network))
     container.mounts = _resolve_mounts(paths, container, rootfs, image)
     init_path = _init_binary() if opts.init else ""
-    return build_spec(opts, image.config, user, container.id, files, container.mounts, init_path)
+    return build_spec(opts, image.config, user, container.id, files, container.mounts, init_path, netns_path=netns)
 
 
 def _write(path: str, text: str) -> None:
@@ -308,7 +347,11 @@ def start(paths: EnginePaths, container: Container) -> int:
             finally:
                 sock.close()
     containers = container_store(paths)
-    containers.update(container.id, _restart_reset)
+    container = containers.update(container.id, _restart_reset)
+    if container.network.get("name"):
+        from hull.engine import networking
+
+        networking.ensure(paths, containers, container)  # a reboot took its namespace
     return monitor.spawn(paths, containers, container, start=True)
 
 
@@ -470,10 +513,18 @@ def remove_files(paths: EnginePaths, containers: ContainerStore, container: Cont
     """Everything of the container, in an order that a second try after any failure completes."""
     import shutil
 
+    from hull.engine import networking
+
+    try:
+        container = containers.load(container.id)  # what was recorded since (a network attachment)
+    except EngineError:
+        pass
     try:
         runtime_for(paths, container).delete(container.id, force=True)
     except EngineError:
         pass
+    if container.network.get("name"):
+        networking.release(paths, containers, container)
     unmount_rootfs(paths, container.id)
     try:
         _snapshotter(paths, container.snapshotter).remove(container.snapshot)

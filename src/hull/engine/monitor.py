@@ -78,9 +78,11 @@ def prefork(paths: EnginePaths) -> Preforked:
             os.close(null)
             # What the monitor will need, imported while the parent makes the container.
             import shutil  # noqa: F401 - removal
+            import subprocess  # noqa: F401 - CNI plugins, at the removal of a container on a network
 
             import hull.image.mounts  # noqa: F401
             import hull.image.snapshot  # noqa: F401
+            import hull.network.cni  # noqa: F401
             import hull.runtime.container  # noqa: F401
             import hull.runtime.create  # noqa: F401
             import hull.runtime.forwarding  # noqa: F401
@@ -257,10 +259,16 @@ class Monitor:
             code = self._relay()
             finished = now_ns()
             self.store.update(self.id, _exited_at(code, finished, _oom_killed(self.paths.bundle(self.id))))
-            lifecycle.emit(self.paths, "die", self.store.load(self.id), {"exitCode": str(code)})
-            self._teardown()
             container = self.store.load(self.id)
-            if not _restart_wanted(container, code):
+            lifecycle.emit(self.paths, "die", container, {"exitCode": str(code)})
+            final = not _restart_wanted(container, code)
+            if final:
+                # The code at once: an attached `hull run` stops sending stdin and keeps it, whatever
+                # happens to the connection during the teardown and --rm's removal that follow.
+                for client in list(self.clients):
+                    self._send(client, attach.EXIT_CODE + str(code).encode())
+            self._teardown()
+            if final:
                 return code
             ran = (finished - started) / 1e9
             backoff = BACKOFF_START if ran >= BACKOFF_RESET else min(backoff * 2, BACKOFF_MAX)
@@ -280,6 +288,10 @@ class Monitor:
 
     def _create(self) -> None:
         container = self.store.load(self.id)
+        if container.network.get("name"):
+            from hull.engine import networking
+
+            networking.ensure(self.paths, self.store, container)  # a restart: its exit released it
         with self.store.locked(self.id):  # hull cp mounts a stopped container's rootfs under this lock (engine.copy)
             lifecycle.mount_rootfs(self.paths, container)
         opts = self.opts
@@ -497,6 +509,11 @@ class Monitor:
         except EngineError as err:
             print(f"monitor: {err}", flush=True)
         lifecycle.unmount_rootfs(self.paths, self.id)
+        container = self.store.load(self.id)
+        if container.network.get("attached"):
+            from hull.engine import networking
+
+            networking.release(self.paths, self.store, container)  # as docker: a stopped container holds none
 
     def _finish(self, code: int) -> None:
         self.log.close()
@@ -522,10 +539,22 @@ class Monitor:
         final = attach.EXITED + str(code).encode()
         for client in list(self.clients):
             self._send(client, final)
-            client.sock.close()
+            _drain_and_close(client.sock)
         self.clients.clear()
         if not container.options.remove:
             self.store.update(self.id, lambda c: setattr(c, "monitor_pid", 0))
+
+
+def _drain_and_close(sock: attach.Socket) -> None:
+    """Close after reading what the client sent last (its stdin's end, say): closing a unix socket with
+    unread data resets the connection, and the client would lose the exit frame."""
+    sock.setblocking(False)
+    try:
+        while sock.recv(attach.FRAME):
+            pass
+    except OSError:
+        pass
+    sock.close()
 
 
 class _InitExited(Exception):

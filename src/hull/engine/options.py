@@ -72,7 +72,10 @@ class RunOptions:
     cap_drop: list[str] = field(default_factory=list)
     privileged: bool = False
     security_opt: list[str] = field(default_factory=list)  # seccomp=FILE|unconfined, no-new-privileges[:true]
-    network: str = "none"  # "none" | "host" (CNI networks: issue 7)
+    network: str = "none"  # "none" | "host" | "container:ID" | a network's name (CNI)
+    publish: list[str] = field(default_factory=list)  # -p [ip:][hostPort:]containerPort[/proto]
+    publish_all: bool = False  # -P: every EXPOSEd port to a free host port
+    ip: str = ""  # --ip on the network
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     init: bool = False  # --init
     stop_signal: str = ""  # --stop-signal (default: the image's StopSignal, else SIGTERM)

@@ -437,13 +437,13 @@ def _cgroup_v2_only() -> bool:
     return os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 
 
-def namespaces(opts: RunOptions) -> list[dict[str, str]]:
+def namespaces(opts: RunOptions, netns_path: str = "") -> list[dict[str, str]]:
     kinds = ["pid", "ipc", "uts", "mount"]
     if opts.network != "host":
-        kinds.append("network")  # --network none: a namespace with only lo
+        kinds.append("network")  # --network none: a namespace with only lo; a CNI network's: netns_path
     if _cgroup_v2_only():
         kinds.append("cgroup")  # docker's default cgroupns mode: private on v2, host on v1
-    return [{"type": k} for k in kinds]
+    return [{"type": k, "path": netns_path} if k == "network" and netns_path else {"type": k} for k in kinds]
 
 
 # ---------------------------------------------------------------- the document
@@ -451,11 +451,12 @@ def namespaces(opts: RunOptions) -> list[dict[str, str]]:
 
 def build_spec(opts: RunOptions, image: ImageConfig, user: User, container_id: str, files: ContainerFiles,
                mounts: list[ResolvedMount], init_path: str = "", *,
-               environ: Mapping[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+               environ: Mapping[str, str] | None = None, netns_path: str = "") -> dict[str, Any]:  # fmt: skip
     """The runtime config.json for ``opts`` on ``image`` run as ``user`` (already resolved by the caller).
 
     ``environ`` gives the values of ``-e NAME`` (default os.environ). The
-    rootfs is ``rootfs`` in the bundle.
+    rootfs is ``rootfs`` in the bundle. ``netns_path``: the network namespace
+    to join (a CNI network's or another container's), made by the engine.
     """
     import os
 
@@ -463,8 +464,8 @@ def build_spec(opts: RunOptions, image: ImageConfig, user: User, container_id: s
     from hull.image.bundle import runtime_config
     from hull.oci.state import OCI_VERSION
 
-    if opts.network not in ("none", "host"):
-        raise OptionError(f"--network: network {opts.network!r} not found (only none and host are supported)")
+    if opts.network not in ("none", "host") and not netns_path:
+        raise OptionError(f"--network {opts.network}: the engine gives such a network's namespace path")
     if opts.init and not init_path:
         raise OptionError("--init: no init binary (install tini: /usr/bin/tini-static)")
     if opts.workdir and not opts.workdir.startswith("/"):
@@ -499,7 +500,7 @@ def build_spec(opts: RunOptions, image: ImageConfig, user: User, container_id: s
     linux: dict[str, Any] = {
         "resources": resources(opts),
         "cgroupsPath": f"{CGROUP_PARENT}/{container_id}",
-        "namespaces": namespaces(opts),
+        "namespaces": namespaces(opts, netns_path),
     }
     if opts.sysctls:
         linux["sysctl"] = dict(opts.sysctls)
