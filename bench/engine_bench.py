@@ -74,14 +74,14 @@ def run(work: str, n: int, concurrent: int) -> None:
     env = podman_setup.conf_env(f"{work}/containers.conf")
     podman = ["/usr/bin/podman", "--root", f"{work}/podman/root", "--runroot", f"{work}/podman/run",
               "--storage-driver", "overlay", "--tmpdir", f"{work}/podman/tmp"]  # fmt: skip
-    timed([*hull, "run", "--rm", IMAGE, "true"])  # builds the built-in image
+    timed([*hull, "run", "--rm", "--network", "none", IMAGE, "true"])  # builds the built-in image
     timed([*hull, "image", "save", IMAGE, "-o", f"{work}/busybox.tar"])
     timed([*podman, "load", "-i", f"{work}/busybox.tar"], env)
     variants = {
-        "hull": ([*hull, "run", "--rm", IMAGE, "true"], None),
+        "hull": ([*hull, "run", "--rm", "--network", "none", IMAGE, "true"], None),
         "podman --runtime hull-runtime": (
             [*podman, "run", "--rm", "--network", "none", "--runtime", HULL_RUNTIME, IMAGE, "true"], env),
-        "hull --runtime runc": ([*hull, "run", "--rm", "--runtime", "runc", IMAGE, "true"], None),
+        "hull --runtime runc": ([*hull, "run", "--rm", "--network", "none", "--runtime", "runc", IMAGE, "true"], None),
         "podman --runtime runc": (
             [*podman, "run", "--rm", "--network", "none", "--runtime", "/usr/bin/runc", IMAGE, "true"], env),
     }  # fmt: skip
@@ -100,7 +100,7 @@ def run(work: str, n: int, concurrent: int) -> None:
         ratio = f"{ms(values) / ms(times[peer]):>10.2f}" if peer else ""
         print(f"{name:<32}{ms(values):>10.1f}{ms(values, 0.9):>9.1f}{ratio}")
     print("goal: hull <= 0.5x podman with the same runtime")
-    concurrency(hull, None, concurrent, "hull")
+    concurrency(hull, None, concurrent, "hull", ["--network", "none"])
     runc_flags = ["--network", "none", "--runtime", "/usr/bin/runc"]
     concurrency([*podman], env, concurrent, "podman --runtime runc", runc_flags)
 
