@@ -166,3 +166,21 @@ def test_fifty_run_rm_cycles_on_a_network_leave_nothing(engine: Engine, net: str
     assert _veths() == before
     assert _network_leaks(engine, engine.event_ids()) == []
     engine.assert_no_leaks()
+
+
+def test_connect_adds_an_interface_that_stays_across_a_restart(engine: Engine, net: str) -> None:
+    engine("run", "-d", "--network", net, "--name", "peer", BUSYBOX, "sleep", "60")
+    engine("run", "-d", "--name", "roamer", BUSYBOX, "sleep", "60")  # on the default network
+    engine("network", "connect", net, "roamer")
+    addresses = engine("exec", "roamer", "ip", "-o", "-4", "addr").stdout
+    assert " eth0 " in addresses and " eth1 " in addresses and " 10.124." in addresses
+    assert "1 packets received" in engine("exec", "roamer", "ping", "-c1", "-W2", "peer").stdout
+    assert "roamer" in engine("exec", "peer", "cat", "/etc/hosts").stdout  # peer resolves it too
+    engine("stop", "-t", "0", "roamer")
+    engine("start", "roamer")  # docker keeps the connection: attached again at the start
+    assert " eth1 " in engine("exec", "roamer", "ip", "-o", "-4", "addr").stdout
+    engine("network", "disconnect", net, "roamer")
+    assert " eth1 " not in engine("exec", "roamer", "ip", "-o", "-4", "addr").stdout
+    assert "roamer" not in engine("exec", "peer", "cat", "/etc/hosts").stdout
+    refused = engine("network", "connect", net, "peer", check=False)
+    assert refused.returncode == 1 and "already connected" in refused.stderr

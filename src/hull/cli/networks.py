@@ -109,7 +109,10 @@ def in_use_by(paths: EnginePaths) -> Callable[[str], list[str]]:
     """NetworkStore's ``in_use``: IDs of the containers attached to a network, read when asked."""
 
     def users(name: str) -> list[str]:
-        return [c.id for c in _attached(paths) if c.network.get("name") == name]
+        def on(c: Any) -> bool:
+            return c.network.get("name") == name or any(e["name"] == name for e in c.network.get("extra") or [])
+
+        return [c.id for c in _attached(paths) if on(c)]
 
     return users
 
@@ -315,8 +318,16 @@ def cmd_network_prune(paths: EnginePaths, args: Any) -> int:
 
 
 def cmd_network_connect(paths: EnginePaths, args: Any) -> int:
-    raise EngineError("network connect: not implemented yet")
+    from hull.engine import lifecycle, networking
+
+    containers = lifecycle.container_store(paths)
+    networking.connect(paths, containers, containers.find(args.container), args.network, args.ip)
+    return 0
 
 
 def cmd_network_disconnect(paths: EnginePaths, args: Any) -> int:
-    raise EngineError("network disconnect: not implemented yet")
+    from hull.engine import lifecycle, networking
+
+    containers = lifecycle.container_store(paths)
+    networking.disconnect(paths, containers, containers.find(args.container), args.network)
+    return 0

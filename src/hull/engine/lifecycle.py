@@ -398,6 +398,10 @@ def stop(paths: EnginePaths, container: Container, timeout: int | None = None) -
     containers = container_store(paths)
     containers.update(container.id, lambda c: setattr(c, "stopped_by_user", True))
     if container.status not in (RUNNING, PAUSED, RESTARTING, CREATED):
+        if container.status == EXITED and container.options.restart.name != "no" and monitor_alive(container):
+            # Exited, its monitor still tearing it down and about to restart it (the mark above stops
+            # that): returning now, `ps` could show it restarting after the stop.
+            wait_exit(paths, container, None)
         return
     runtime = runtime_for(paths, container)
     if timeout is None:

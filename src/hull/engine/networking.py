@@ -313,6 +313,9 @@ def release(paths: EnginePaths, containers: ContainerStore, container: Container
         if settings.get("attached"):
             _release(paths, container, settings)
             detached = {k: v for k, v in settings.items() if k in ("name", "ports", "ifname")}
+            if settings.get("extra"):  # connected networks stay part of its configuration, as docker's
+                detached["extra"] = [{"name": e["name"], "ifname": e["ifname"], "ip": e.get("ip", "")}
+                                     for e in settings["extra"]]  # fmt: skip
             container.network = detached
             try:
                 containers.update(container.id, lambda c: setattr(c, "network", dict(detached)))
@@ -329,7 +332,10 @@ def _release(paths: EnginePaths, container: Container, settings: dict[str, Any])
     from hull.network.cni import RuntimeConf
     from hull.network.errors import NetworkError
 
-    netns.remove(settings.get("netns") or netns_path(paths, container.id))
+    path = settings.get("netns") or netns_path(paths, container.id)
+    for entry in settings.get("extra") or []:
+        _del_extra(paths, container, entry, "")
+    netns.remove(path)
     ports = settings.get("ports") or []
     try:
         network = _store(paths).get(settings["name"])
@@ -349,10 +355,16 @@ def ensure(paths: EnginePaths, containers: ContainerStore, container: Container)
     if container.network.get("attached") and netns.exists(container.network.get("netns", "")):
         return
     ports = list(container.network.get("ports") or [])
+    extra = list(container.network.get("extra") or [])
     release(paths, containers, container)
     _path, add = _attach_cni(paths, containers, container, find_network(paths, container.network["name"]), ports)
     add()
+    again = [_add_extra(paths, container, find_network(paths, e["name"]), e) for e in extra]
+    if again:
+        containers.update(container.id, lambda c: c.network.__setitem__("extra", again))
     update_hosts(paths, containers, container.network["name"])
+    for e in again:
+        update_hosts(paths, containers, e["name"])
 
 
 def _gc(paths: EnginePaths, containers: ContainerStore, network: Network) -> None:
@@ -370,6 +382,76 @@ def _gc(paths: EnginePaths, containers: ContainerStore, network: Network) -> Non
             netns.remove(os.path.join(directory, name))
 
 
+# ---------------------------------------------------------------- connect / disconnect
+
+
+def connect(paths: EnginePaths, containers: ContainerStore, container: Container, name: str, ip: str = "") -> None:
+    """``hull network connect``: one more interface (eth1, eth2, ...) on ``name`` for a running container
+    on a network of its own; kept in its record as docker keeps it (attached again at each start)."""
+    from hull.engine import lifecycle
+
+    container = lifecycle.current(paths, container)
+    if not container.network.get("attached") or container.status not in ("running", "paused"):
+        raise EngineError(f"container {container.short_id} is not running on a network of its own "
+                          "(none, host and container: networks take no other)")  # fmt: skip
+    network = find_network(paths, name)
+    extra = list(container.network.get("extra") or [])
+    if network.name == container.network["name"] or any(e["name"] == network.name for e in extra):
+        raise EngineError(f"container {container.short_id} is already connected to network {network.name}")
+    used = {container.network.get("ifname", IFNAME), *(e["ifname"] for e in extra)}
+    ifname = next(f"eth{i}" for i in range(1, 64) if f"eth{i}" not in used)
+    entry = _add_extra(paths, container, network, {"name": network.name, "ifname": ifname, "ip": ip})
+    containers.update(container.id, lambda c: c.network.setdefault("extra", []).append(entry))
+    update_hosts(paths, containers, network.name)
+
+
+def _add_extra(paths: EnginePaths, container: Container, network: Network, entry: dict[str, Any]) -> dict[str, Any]:
+    from hull.network import firewall
+    from hull.network.cni import RuntimeConf
+    from hull.network.errors import NetworkError
+
+    capability_args = {"ips": [entry["ip"]]} if entry.get("ip") else {}
+    rt = RuntimeConf(container_id=container.id, netns=container.network["netns"], ifname=entry["ifname"],
+                     capability_args=capability_args)  # fmt: skip
+    try:
+        firewall.ensure(network, marker_dir(paths))
+        result = _cni(paths).add_network_list(_store(paths).conflist(network), rt)
+    except NetworkError as err:
+        raise EngineError(f"network {network.name}: {err}") from None
+    addresses = {k: v for k, v in _addresses(result).items() if k in ("ipv4", "ipv4_prefix", "ipv6", "mac")}
+    return {"name": entry["name"], "ifname": entry["ifname"], "ip": entry.get("ip", ""), **addresses}
+
+
+def _del_extra(paths: EnginePaths, container: Container, entry: dict[str, Any], netns_path_: str) -> None:
+    from hull.network.cni import RuntimeConf
+    from hull.network.errors import NetworkError
+
+    try:
+        network = _store(paths).get(entry["name"])
+        rt = RuntimeConf(container_id=container.id, netns=netns_path_, ifname=entry["ifname"])
+        _cni(paths).del_network_list(_store(paths).conflist(network), rt)
+    except NetworkError as err:
+        print(f"warning: network {entry['name']}: releasing {container.short_id}: {err}", flush=True)
+
+
+def disconnect(paths: EnginePaths, containers: ContainerStore, container: Container, name: str) -> None:
+    """``hull network disconnect``: the interface ``connect`` added removed (its own network stays)."""
+    extra = list(container.network.get("extra") or [])
+    found = [e for e in extra if e["name"] == name]
+    if not found:
+        if container.network.get("name") == name:
+            raise EngineError(f"container {container.short_id}: its own network {name} cannot be disconnected")
+        raise EngineError(f"container {container.short_id} is not connected to network {name}")
+    if container.network.get("attached"):
+        _del_extra(paths, container, found[0], container.network.get("netns", ""))
+
+    def drop(c: Container) -> None:
+        c.network["extra"] = [e for e in c.network.get("extra") or [] if e["name"] != name]
+
+    containers.update(container.id, drop)
+    update_hosts(paths, containers, name)
+
+
 # ---------------------------------------------------------------- names
 
 
@@ -377,10 +459,12 @@ def hosts_lines(containers: ContainerStore, network: str) -> str:
     """``IP name hostname`` for every container attached to ``network``."""
     lines = []
     for c in containers.all():
-        if c.network.get("name") == network and c.network.get("ipv4"):
+        addresses = [c.network.get("ipv4", "")] if c.network.get("name") == network else []
+        addresses += [e.get("ipv4", "") for e in c.network.get("extra") or [] if e["name"] == network]
+        for address in filter(None, addresses):
             hostname = c.options.hostname or c.id[:12]
             names = " ".join(dict.fromkeys([c.name, hostname, c.id[:12]]))
-            lines.append(f"{c.network['ipv4']}\t{names}\n")
+            lines.append(f"{address}\t{names}\n")
     return "".join(lines)
 
 
@@ -391,14 +475,17 @@ def update_hosts(paths: EnginePaths, containers: ContainerStore, network: str) -
 
     peers = hosts_lines(containers, network)
     for c in containers.all():
-        if c.network.get("name") != network:
+        networks = [c.network.get("name"), *(e["name"] for e in c.network.get("extra") or [])]
+        if network not in networks:
             continue
+        # Each of its networks' peers (a container on two networks resolves the containers of both).
+        lines = "".join(dict.fromkeys(peers if n == network else hosts_lines(containers, n) for n in networks if n))
         base = etcfiles.hosts_content(c.options.hostname or c.id[:12], c.options.add_hosts, c.options.network)
         path = os.path.join(paths.container(c.id), "hosts")
         try:
             with open(path, "r+") as f:
                 f.truncate(0)
-                f.write(base + peers)
+                f.write(base + lines)
         except FileNotFoundError:
             continue
 
