@@ -230,7 +230,6 @@ def _endpoints(paths: EnginePaths, name: str) -> dict[str, Any]:
 
 
 def cmd_network_inspect(paths: EnginePaths, args: Any) -> int:
-    import json
 
     from hull.network.errors import NetworkError
 
@@ -246,27 +245,20 @@ def cmd_network_inspect(paths: EnginePaths, args: Any) -> int:
         doc = network.inspect()
         doc["Containers"] = _endpoints(paths, network.name)
         docs.append(doc)
-    if args.format:
-        from hull.cli.gotemplate import render
+    from hull.cli.documents import print_inspect
 
-        sys.stdout.write(render(args.format, docs, None))
-    elif docs or not errors:
-        print(json.dumps(docs, indent=4))
-    for message in errors:
-        sys.stderr.write(f"Error: {message}\n")
-    return 1 if errors else 0
+    return print_inspect(docs, errors, args.format)
 
 
 def cmd_network_rm(paths: EnginePaths, args: Any) -> int:
+    from hull.engine.networking import marker_dir
+    from hull.network import firewall
     from hull.network.errors import NetworkError
     from hull.network.networks import NetworkNotFound
 
     store = _store(paths)
     users = in_use_by(paths)
     status = 0
-    from hull.engine.networking import marker_dir
-    from hull.network import firewall
-
     for ref in args.refs:
         try:
             removed = store.remove(ref, users)

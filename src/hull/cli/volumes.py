@@ -174,7 +174,6 @@ def write_rows(rows: list[dict[str, Any]], fmt: str, table: str, headers: dict[s
 
 
 def cmd_volume_inspect(paths: EnginePaths, args: Any) -> int:
-    import json
 
     store = _store(paths)
     docs: list[dict[str, Any]] = []
@@ -184,15 +183,9 @@ def cmd_volume_inspect(paths: EnginePaths, args: Any) -> int:
             docs.append(store.get(name).inspect())
         except EngineError as err:
             errors.append(str(err))
-    if args.format:
-        from hull.cli.gotemplate import render
+    from hull.cli.documents import print_inspect
 
-        sys.stdout.write(render(args.format, docs, None))
-    elif docs or not errors:
-        print(json.dumps(docs, indent=4))
-    for message in errors:
-        sys.stderr.write(f"Error: {message}\n")
-    return 1 if errors else 0
+    return print_inspect(docs, errors, args.format)
 
 
 def cmd_volume_rm(paths: EnginePaths, args: Any) -> int:
