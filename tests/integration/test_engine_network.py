@@ -184,3 +184,17 @@ def test_connect_adds_an_interface_that_stays_across_a_restart(engine: Engine, n
     assert "roamer" not in engine("exec", "peer", "cat", "/etc/hosts").stdout
     refused = engine("network", "connect", net, "peer", check=False)
     assert refused.returncode == 1 and "already connected" in refused.stderr
+
+
+def test_an_ipv6_network_gives_both_addresses_and_names_for_both(engine: Engine) -> None:
+    engine("network", "create", "--ipv6", "--subnet", f"10.124.{os.getpid() % 200 + 1}.0/24", "six")
+    try:
+        engine("run", "-d", "--network", "six", "--name", "v6peer", BUSYBOX, "sleep", "60")
+        doc = engine.inspect("v6peer")["NetworkSettings"]
+        assert doc["IPAddress"].startswith("10.124.") and doc["GlobalIPv6Address"].startswith("fd")
+        out = engine("run", "--rm", "--network", "six", BUSYBOX, "ping6", "-c1", "-W2", "v6peer").stdout
+        assert out.startswith(f"PING v6peer ({doc['GlobalIPv6Address']})") and "1 packets received" in out
+    finally:
+        for cid in engine.ids():
+            engine("rm", "-f", cid, check=False)
+        engine("network", "rm", "six", check=False)

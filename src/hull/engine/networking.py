@@ -456,11 +456,12 @@ def disconnect(paths: EnginePaths, containers: ContainerStore, container: Contai
 
 
 def hosts_lines(containers: ContainerStore, network: str) -> str:
-    """``IP name hostname`` for every container attached to ``network``."""
+    """``IP name hostname`` for every container attached to ``network`` (IPv4 and IPv6 addresses)."""
     lines = []
     for c in containers.all():
-        addresses = [c.network.get("ipv4", "")] if c.network.get("name") == network else []
-        addresses += [e.get("ipv4", "") for e in c.network.get("extra") or [] if e["name"] == network]
+        attachments = [c.network] if c.network.get("name") == network else []
+        attachments += [e for e in c.network.get("extra") or [] if e["name"] == network]
+        addresses = [a.get(key, "") for a in attachments for key in ("ipv4", "ipv6")]
         for address in filter(None, addresses):
             hostname = c.options.hostname or c.id[:12]
             names = " ".join(dict.fromkeys([c.name, hostname, c.id[:12]]))
