@@ -31,10 +31,19 @@ ls "$work/bundle"
 .venv/bin/hull-runtime --root "$work/state" run --bundle "$work/bundle" hull-demo-bundle \
   || true  # the image's own command (sh) with no terminal: exits at once
 
-echo "== 3. container: hull run (the engine: snapshot, config, monitor, runtime)"
+echo "== 3. container: hull run (the engine: snapshot, config, network, monitor, runtime)"
 hull run --rm "$image" sh -c 'echo "hello from inside a hull container: hostname=$(hostname) pid=$$ user=$(id -un)"; ls /'
-hull run -d --name demo-web "$image" sh -c 'echo serving; sleep 30' >/dev/null
+hull run -d --name demo-web -p 127.0.0.1::80 "$image" \
+  sh -c 'echo "hello over the network from $(hostname)" > /tmp/index.html; exec httpd -f -p 80 -h /tmp' >/dev/null
 hull ps
+port=$(hull port demo-web | sed 's/.*://')
+echo "-- from the host, through the published port $port:"
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  .venv/bin/python -c "import urllib.request, sys; sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:$port/', timeout=2).read().decode())" && break
+  sleep 0.2
+done
+echo "-- from another container on the default network, by name:"
+hull run --rm "$image" wget -qO- http://demo-web/
 hull logs demo-web
 hull stop -t 1 demo-web >/dev/null
 hull ps -a

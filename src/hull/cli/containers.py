@@ -502,6 +502,7 @@ def cmd_wait(paths: EnginePaths, args: Any) -> int:
 
 def ps_row(container: Any, now: int, no_trunc: bool) -> dict[str, Any]:
     from hull.cli.humanize import created_text, status_text
+    from hull.engine.networking import published
 
     command = " ".join(container.args)
     if not no_trunc and len(command) > 20:
@@ -518,7 +519,7 @@ def ps_row(container: Any, now: int, no_trunc: bool) -> dict[str, Any]:
         "State": container.status,
         "Ports": ", ".join(
             f"{m['hostIP'] or '0.0.0.0'}:{m['hostPort']}->{m['containerPort']}/{m['protocol']}"
-            for m in container.network.get("ports") or []
+            for m in published(container)
         ),  # fmt: skip
         "Names": container.name,
         "Labels": ",".join(f"{k}={v}" for k, v in container.options.labels.items()),
@@ -687,9 +688,11 @@ def inspect_doc(paths: EnginePaths, container: Any) -> dict[str, Any]:
 
 def _network_settings(container: Any) -> dict[str, Any]:
     """docker's NetworkSettings: the attachment's addresses and the published ports."""
+    from hull.engine.networking import published
+
     net = container.network
     ports: dict[str, Any] = {}
-    for m in net.get("ports") or []:
+    for m in published(container):
         ports.setdefault(f"{m['containerPort']}/{m['protocol']}", []).append(
             {"HostIp": m["hostIP"] or "0.0.0.0", "HostPort": str(m["hostPort"])})  # fmt: skip
     endpoint = {

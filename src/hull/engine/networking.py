@@ -491,7 +491,13 @@ def update_hosts(paths: EnginePaths, containers: ContainerStore, network: str) -
             continue
 
 
+def published(container: Container) -> list[dict[str, Any]]:
+    """The ports published now: a stopped container's (released with its network) are not, as docker shows."""
+    ports: list[dict[str, Any]] = container.network.get("ports") or []
+    return ports if container.network.get("attached") else []
+
+
 def ports_text(container: Container) -> list[str]:
     """docker port's lines: ``80/tcp -> 0.0.0.0:8080``."""
     return [f"{m['containerPort']}/{m['protocol']} -> {m['hostIP'] or '0.0.0.0'}:{m['hostPort']}"
-            for m in container.network.get("ports") or []]  # fmt: skip
+            for m in published(container)]  # fmt: skip
