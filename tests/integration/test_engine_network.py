@@ -198,3 +198,21 @@ def test_an_ipv6_network_gives_both_addresses_and_names_for_both(engine: Engine)
         for cid in engine.ids():
             engine("rm", "-f", cid, check=False)
         engine("network", "rm", "six", check=False)
+
+
+def test_a_create_failing_after_the_attach_leaves_nothing_and_poisons_nothing(engine: Engine, net: str) -> None:
+    before = _veths()
+    # The network is attached (its ADD running) when the user's lookup in the image fails.
+    failed = engine("run", "--rm", "--network", net, "-u", "nosuchuser", BUSYBOX, "true", check=False)
+    assert failed.returncode == 125 and failed.stderr.count("Error:") == 1 and "nosuchuser" in failed.stderr
+    assert engine.ids() == []
+    assert engine("run", "--rm", "--network", net, BUSYBOX, "echo", "fine").stdout == "fine\n"
+    assert _veths() == before
+    assert _network_leaks(engine, engine.event_ids()) == []
+
+
+def test_a_hostname_cannot_write_lines_into_the_peers_hosts_files(engine: Engine, net: str) -> None:
+    engine("run", "-d", "--network", net, "--name", "victim", BUSYBOX, "sleep", "60")
+    refused = engine("run", "-d", "--network", net, "--hostname", "x\n6.6.6.6 victim", BUSYBOX, "true", check=False)
+    assert refused.returncode == 125 and "invalid hostname format" in refused.stderr
+    assert "6.6.6.6" not in engine("exec", "victim", "cat", "/etc/hosts").stdout

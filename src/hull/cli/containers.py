@@ -153,6 +153,9 @@ def options_from(args: Any) -> Any:
     mounts += [parse.parse_mount(v) for v in args.mount]
     mounts += [parse.parse_tmpfs(v) for v in args.tmpfs]
     log_max_size, log_max_file = _log_opts(args.log_opt)
+    from hull.engine.etcfiles import check_options
+
+    check_options(args.add_host, args.dns)
     entrypoint = None
     if args.entrypoint is not None:
         entrypoint = [args.entrypoint] if args.entrypoint else []
@@ -164,7 +167,7 @@ def options_from(args: Any) -> Any:
         env=env,
         workdir=args.workdir,
         user=args.user,
-        hostname=args.hostname,
+        hostname=parse.parse_hostname(args.hostname) if args.hostname else "",
         tty=args.tty,
         interactive=args.interactive,
         detach=getattr(args, "detach", False),

@@ -35,7 +35,8 @@ def parse_add_host(value: str) -> tuple[str, str]:
     import ipaddress
 
     name, sep, ip = value.partition(":")
-    if not sep or not name or not ip:
+    if not sep or not name or not ip or any(c.isspace() or ord(c) < 0x20 for c in name):
+        # No whitespace in the name: it is written into /etc/hosts, a line per entry.
         raise OptionError(f'invalid argument "{value}" for "--add-host" flag: bad format for add-host: "{value}"')
     if ip == "host-gateway":
         raise OptionError('--add-host: "host-gateway" needs a bridge network (not supported yet)')
@@ -101,6 +102,15 @@ def host_resolv_conf() -> str:
         if upstream:
             return upstream
     return text
+
+
+def check_options(add_hosts: Iterable[str], dns: Iterable[str]) -> None:
+    """--add-host and --dns checked when the flags are read, before anything is made."""
+    for item in add_hosts:
+        parse_add_host(item)
+    for server in dns:
+        if not _valid_ip(server):
+            raise OptionError(f'invalid argument "{server}" for "--dns" flag: {server} is not an ip address')
 
 
 def resolv_conf_content(dns: Iterable[str], network: str, *, host_resolv: str | None = None) -> str:

@@ -12,6 +12,7 @@ record.
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 from hull.engine.containers import (
@@ -528,7 +529,10 @@ def remove_files(paths: EnginePaths, containers: ContainerStore, container: Cont
     except EngineError:
         pass
     if container.network.get("name"):
-        networking.release(paths, containers, container)
+        try:
+            networking.release(paths, containers, container)
+        except Exception as err:  # noqa: BLE001 - the rest of the removal must still happen
+            print(f"warning: releasing the network of {container.short_id}: {err}", file=sys.stderr, flush=True)
     unmount_rootfs(paths, container.id)
     try:
         _snapshotter(paths, container.snapshotter).remove(container.snapshot)

@@ -481,7 +481,10 @@ def update_hosts(paths: EnginePaths, containers: ContainerStore, network: str) -
             continue
         # Each of its networks' peers (a container on two networks resolves the containers of both).
         lines = "".join(dict.fromkeys(peers if n == network else hosts_lines(containers, n) for n in networks if n))
-        base = etcfiles.hosts_content(c.options.hostname or c.id[:12], c.options.add_hosts, c.options.network)
+        try:
+            base = etcfiles.hosts_content(c.options.hostname or c.id[:12], c.options.add_hosts, c.options.network)
+        except ValueError:  # a record made before its flags were checked: never stop the others' update
+            base = etcfiles.hosts_content(c.id[:12], [], c.options.network)
         path = os.path.join(paths.container(c.id), "hosts")
         try:
             with open(path, "r+") as f:

@@ -451,3 +451,18 @@ def parse_key_values(values: Iterable[str], flag: str) -> dict[str, str]:
             raise _fail(flag, item, "must be KEY=VALUE")
         out[key] = val
     return out
+
+
+def parse_hostname(value: str) -> str:
+    """``--hostname``: RFC 1123 labels of letters, digits and hyphens, at most 64 bytes (sethostname(2)'s
+    limit). It is written into /etc/hosts files, this container's and its network peers': no spaces,
+    no newlines, nothing that could become another line there."""
+    labels = value.split(".")
+    ok = 0 < len(value) <= 64 and all(
+        0 < len(label) <= 63 and label[0] != "-" and label[-1] != "-"
+        and all(c.isascii() and (c.isalnum() or c == "-") for c in label)
+        for label in labels
+    )  # fmt: skip
+    if not ok:
+        raise OptionError(f'invalid argument "{value}" for "-h, --hostname" flag: invalid hostname format')
+    return value
