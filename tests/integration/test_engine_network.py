@@ -216,3 +216,39 @@ def test_a_hostname_cannot_write_lines_into_the_peers_hosts_files(engine: Engine
     refused = engine("run", "-d", "--network", net, "--hostname", "x\n6.6.6.6 victim", BUSYBOX, "true", check=False)
     assert refused.returncode == 125 and "invalid hostname format" in refused.stderr
     assert "6.6.6.6" not in engine("exec", "victim", "cat", "/etc/hosts").stdout
+
+
+def test_a_host_port_published_by_one_container_is_refused_to_another(engine: Engine, net: str) -> None:
+    engine("run", "-d", "--network", net, "-p", "127.0.0.1:18391:80", "--name", "first", BUSYBOX, "sleep", "60")
+    refused = engine("run", "-d", "--network", net, "-p", "18391:80", BUSYBOX, "sleep", "60", check=False)
+    assert refused.returncode == 125 and "already published by container" in refused.stderr
+    assert len(engine.ids()) == 1
+
+
+def test_networks_are_isolated_from_each_other(engine: Engine, net: str) -> None:
+    engine("network", "create", "--subnet", f"10.124.{os.getpid() % 200 + 2}.0/24", "other")
+    try:
+        engine("run", "-d", "--network", "other", "--name", "far", BUSYBOX, "sleep", "60")
+        far = _ip(engine, "far")
+        out = engine("run", "--rm", "--network", net, BUSYBOX, "ping", "-c1", "-W1", far, check=False)
+        assert out.returncode != 0 and "0 packets received" in out.stdout
+        # ... while the containers of one network still reach each other
+        assert engine("run", "--rm", "--network", "other", BUSYBOX, "ping", "-c1", "-W2", far).returncode == 0
+    finally:
+        for cid in engine.ids():
+            engine("rm", "-f", cid, check=False)
+        engine("network", "rm", "other", check=False)
+
+
+def test_a_hostname_does_not_take_over_another_containers_name(engine: Engine, net: str) -> None:
+    engine("run", "-d", "--network", net, "--name", "db", BUSYBOX, "sleep", "60")
+    engine("run", "-d", "--network", net, "--name", "impostor", "--hostname", "db", BUSYBOX, "sleep", "60")
+    out = engine("run", "--rm", "--network", net, BUSYBOX, "ping", "-c1", "-W2", "db").stdout
+    assert out.startswith(f"PING db ({_ip(engine, 'db')})")
+
+
+@pytest.mark.parametrize("value", ["[::1", "abc::80", "1.2.3.4:99999:80", "80-90:80"])
+def test_bad_publish_values_are_one_line(engine: Engine, value: str) -> None:
+    failed = engine("run", "--rm", "-p", value, BUSYBOX, "true", check=False)
+    assert failed.returncode == 125 and failed.stderr.count("Error:") == 1 and "-p" in failed.stderr
+    assert engine.ids() == []

@@ -352,7 +352,11 @@ def start(paths: EnginePaths, container: Container) -> int:
     if container.network.get("name"):
         from hull.engine import networking
 
-        networking.ensure(paths, containers, container)  # a reboot took its namespace
+        try:
+            networking.ensure(paths, containers, container)  # its exit released it, or a reboot took it
+        except BaseException:
+            networking.release(paths, containers, containers.load(container.id))  # nothing half attached
+            raise
     return monitor.spawn(paths, containers, container, start=True)
 
 

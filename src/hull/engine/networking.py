@@ -82,9 +82,15 @@ def parse_publish(value: str) -> dict[str, Any]:
     host_ip = ""
     if spec.startswith("["):  # [v6]:host:container
         end = spec.find("]")
+        if end < 0 or spec[end + 1 : end + 2] != ":":
+            raise EngineError(f"-p {value}: expected [ipv6]:hostPort:containerPort")
         host_ip, spec = spec[1:end], spec[end + 2 :]
+        spec = ":" + spec if spec.count(":") == 0 else spec  # "[::1]:80" is hostPort-less: [::1]::80
+        host_ip_given = True
+    else:
+        host_ip_given = False
     parts = spec.split(":")
-    if len(parts) == 3:
+    if len(parts) == 3 and not host_ip_given:
         host_ip, host, container = parts
     elif len(parts) == 2:
         host, container = parts
@@ -94,6 +100,13 @@ def parse_publish(value: str) -> dict[str, Any]:
         raise EngineError(f"-p {value}: expected [ip:][hostPort:]containerPort[/protocol]")
     if "-" in host or "-" in container:
         raise EngineError(f"-p {value}: port ranges are not supported")
+    if host_ip:
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(host_ip)
+        except ValueError:
+            raise EngineError(f"-p {value}: invalid host IP {host_ip!r}") from None
 
     def port(text: str, what: str) -> int:
         if not text.isdigit() or not 0 < int(text) < 65536:
@@ -135,6 +148,28 @@ def port_mappings(container: Container, exposed: list[str]) -> list[dict[str, An
             m["hostPort"] = _free_port(m["protocol"], m["hostIP"])
     _check_ports_free(mappings)
     return mappings
+
+
+def _check_not_published(containers: ContainerStore, container: Container, mappings: list[dict[str, Any]]) -> None:
+    """A host port another container publishes holds no socket (portmap's DNAT rules do the work):
+    bind() cannot see it, the records can. Called under the ports lock, before the record is written."""
+    wanted = {(m["hostPort"], m["protocol"]) for m in mappings}
+    for other in containers.all():
+        if other.id == container.id:
+            continue
+        for m in published(other):
+            if (m["hostPort"], m["protocol"]) in wanted:
+                raise EngineError(f"-p: host port {m['hostPort']}/{m['protocol']} is already published by container "
+                                  f"{other.short_id} ({other.name})")  # fmt: skip
+
+
+def _ports_lock(paths: EnginePaths) -> int:
+    import fcntl
+
+    os.makedirs(os.path.join(paths.root, "networks"), mode=0o700, exist_ok=True)
+    fd = os.open(os.path.join(paths.root, "networks", ".ports.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
 
 
 def _check_ports_free(mappings: list[dict[str, Any]]) -> None:
@@ -221,7 +256,16 @@ def _attach_cni(paths: EnginePaths, containers: ContainerStore, container: Conta
     # "attached": it may hold a namespace, a veth, a lease and rules from here on, until release().
     settings: dict[str, Any] = {"name": network.name, "netns": path, "ports": mappings, "ifname": IFNAME,
                                 "attached": True}  # fmt: skip
-    containers.update(container.id, lambda c: setattr(c, "network", dict(settings)))  # release() finds it
+    if container.network.get("extra"):
+        settings["extra"] = container.network["extra"]  # connected networks, attached again by ensure()
+    ports_lock = _ports_lock(paths) if mappings else -1
+    try:
+        if mappings:
+            _check_not_published(containers, container, mappings)
+        containers.update(container.id, lambda c: setattr(c, "network", dict(settings)))  # release() finds it
+    finally:
+        if ports_lock >= 0:
+            os.close(ports_lock)
     netns.create(path)
     capability_args: dict[str, Any] = {}
     if mappings:
@@ -311,7 +355,7 @@ def release(paths: EnginePaths, containers: ContainerStore, container: Container
         except EngineError:
             settings = container.network
         if settings.get("attached"):
-            _release(paths, container, settings)
+            _release(paths, containers, container, settings)
             detached = {k: v for k, v in settings.items() if k in ("name", "ports", "ifname")}
             if settings.get("extra"):  # connected networks stay part of its configuration, as docker's
                 detached["extra"] = [{"name": e["name"], "ifname": e["ifname"], "ip": e.get("ip", "")}
@@ -327,22 +371,36 @@ def release(paths: EnginePaths, containers: ContainerStore, container: Container
     update_hosts(paths, containers, settings["name"])  # the others forget its name
 
 
-def _release(paths: EnginePaths, container: Container, settings: dict[str, Any]) -> None:
+def _release(paths: EnginePaths, containers: ContainerStore, container: Container, settings: dict[str, Any]) -> None:
     from hull.network import netns
     from hull.network.cni import RuntimeConf
     from hull.network.errors import NetworkError
 
     path = settings.get("netns") or netns_path(paths, container.id)
+    # A container joined to this namespace (--network container:) keeps it alive, and the veth in it:
+    # the plugins must then delete the interfaces themselves, or its freed address stays in use there.
+    shared = _joined_by_others(containers, container) and netns.exists(path)
     for entry in settings.get("extra") or []:
-        _del_extra(paths, container, entry, "")
-    netns.remove(path)
+        _del_extra(paths, container, entry, path if shared else "")
+    if not shared:
+        netns.remove(path)
     ports = settings.get("ports") or []
     try:
         network = _store(paths).get(settings["name"])
-        rt = RuntimeConf(container_id=container.id, netns="", ifname=IFNAME, capability_args={"portMappings": ports})
+        rt = RuntimeConf(container_id=container.id, netns=path if shared else "", ifname=IFNAME,
+                         capability_args={"portMappings": ports})  # fmt: skip
         _cni(paths).del_network_list(_store(paths).conflist(network, ports=bool(ports)), rt)
     except NetworkError as err:
         print(f"warning: network {settings['name']}: releasing {container.short_id}: {err}", flush=True)
+    if shared:
+        netns.remove(path)
+
+
+def _joined_by_others(containers: ContainerStore, container: Container) -> bool:
+    """Whether a running container shares ``container``'s network namespace (``--network container:``)."""
+    from hull.engine import lifecycle
+
+    return any(o.network.get("container") == container.id and lifecycle.is_running(o) for o in containers.all())
 
 
 def ensure(paths: EnginePaths, containers: ContainerStore, container: Container) -> None:
@@ -371,7 +429,7 @@ def _gc(paths: EnginePaths, containers: ContainerStore, network: Network) -> Non
     """Leases and namespaces of containers that no longer exist (a crash between attach and rm)."""
     from hull.network import netns, networks
 
-    valid = set(containers.ids())
+    valid = _Live(containers)
     try:
         networks.gc_leases(os.path.join(paths.root, "networks", "ipam"), network.name, valid)
     except OSError:
@@ -380,6 +438,23 @@ def _gc(paths: EnginePaths, containers: ContainerStore, network: Network) -> Non
     for name in os.listdir(directory) if os.path.isdir(directory) else []:
         if name not in valid:
             netns.remove(os.path.join(directory, name))
+
+
+class _Live:
+    """The containers that exist, asked one by one when the question is put: a snapshot taken first
+    would not know a container created meanwhile, whose namespace or lease would then be swept."""
+
+    def __init__(self, containers: ContainerStore) -> None:
+        self._dir = containers.directory
+
+    def __contains__(self, container_id: object) -> bool:
+        return isinstance(container_id, str) and os.path.exists(os.path.join(self._dir, container_id, "container.json"))
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
 
 
 # ---------------------------------------------------------------- connect / disconnect
@@ -413,10 +488,15 @@ def _add_extra(paths: EnginePaths, container: Container, network: Network, entry
     capability_args = {"ips": [entry["ip"]]} if entry.get("ip") else {}
     rt = RuntimeConf(container_id=container.id, netns=container.network["netns"], ifname=entry["ifname"],
                      capability_args=capability_args)  # fmt: skip
+    conflist = _store(paths).conflist(network)
     try:
         firewall.ensure(network, marker_dir(paths))
-        result = _cni(paths).add_network_list(_store(paths).conflist(network), rt)
+        result = _cni(paths).add_network_list(conflist, rt)
     except NetworkError as err:
+        try:  # what the plugins made before the failure (SPEC: a failed ADD is followed by a DEL)
+            _cni(paths).del_network_list(conflist, rt)
+        except NetworkError:
+            pass
         raise EngineError(f"network {network.name}: {err}") from None
     addresses = {k: v for k, v in _addresses(result).items() if k in ("ipv4", "ipv4_prefix", "ipv6", "mac")}
     return {"name": entry["name"], "ifname": entry["ifname"], "ip": entry.get("ip", ""), **addresses}
@@ -463,35 +543,46 @@ def hosts_lines(containers: ContainerStore, network: str) -> str:
         attachments += [e for e in c.network.get("extra") or [] if e["name"] == network]
         addresses = [a.get(key, "") for a in attachments for key in ("ipv4", "ipv6")]
         for address in filter(None, addresses):
-            hostname = c.options.hostname or c.id[:12]
-            names = " ".join(dict.fromkeys([c.name, hostname, c.id[:12]]))
-            lines.append(f"{address}\t{names}\n")
+            # The name and short ID, as docker's DNS answers them: not --hostname, which anyone may
+            # choose, and could so take over another container's name on the network.
+            lines.append(f"{address}\t{c.name} {c.id[:12]}\n")
     return "".join(lines)
 
 
 def update_hosts(paths: EnginePaths, containers: ContainerStore, network: str) -> None:
     """Rewrite, in place (the file is bind-mounted: a rename would not be seen), the /etc/hosts of
-    every container on ``network`` so that each resolves the others by name."""
+    every container on ``network`` so that each resolves the others by name. Under one lock per
+    root: two commands at once would lose each other's lines or leave a stale tail."""
+    import fcntl
+
     from hull.engine import etcfiles
 
-    peers = hosts_lines(containers, network)
-    for c in containers.all():
-        networks = [c.network.get("name"), *(e["name"] for e in c.network.get("extra") or [])]
-        if network not in networks:
-            continue
-        # Each of its networks' peers (a container on two networks resolves the containers of both).
-        lines = "".join(dict.fromkeys(peers if n == network else hosts_lines(containers, n) for n in networks if n))
-        try:
-            base = etcfiles.hosts_content(c.options.hostname or c.id[:12], c.options.add_hosts, c.options.network)
-        except ValueError:  # a record made before its flags were checked: never stop the others' update
-            base = etcfiles.hosts_content(c.id[:12], [], c.options.network)
-        path = os.path.join(paths.container(c.id), "hosts")
-        try:
-            with open(path, "r+") as f:
-                f.truncate(0)
-                f.write(base + lines)
-        except FileNotFoundError:
-            continue
+    os.makedirs(os.path.join(paths.root, "networks"), mode=0o700, exist_ok=True)
+    lock = os.open(os.path.join(paths.root, "networks", ".hosts.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        peers = hosts_lines(containers, network)
+        for c in containers.all():
+            networks = [c.network.get("name"), *(e["name"] for e in c.network.get("extra") or [])]
+            if network not in networks:
+                continue
+            hostname = c.options.hostname or c.id[:12]
+            try:
+                base = etcfiles.hosts_content(hostname, c.options.add_hosts, c.options.network)
+            except ValueError:  # a record made before its flags were checked: never stop the others' update
+                base = etcfiles.hosts_content(hostname, [], c.options.network)
+            own = f"{c.network['ipv4']}\t{hostname}\n" if c.network.get("ipv4") and hostname != c.name else ""
+            # Each of its networks' peers (a container on two networks resolves the containers of both).
+            lines = "".join(dict.fromkeys(peers if n == network else hosts_lines(containers, n) for n in networks if n))
+            data = (base + own + lines).encode()
+            try:
+                with open(os.path.join(paths.container(c.id), "hosts"), "r+b") as f:
+                    f.write(data)
+                    f.truncate(len(data))  # after the write: a reader never sees an empty file
+            except FileNotFoundError:
+                continue
+    finally:
+        os.close(lock)
 
 
 def published(container: Container) -> list[dict[str, Any]]:

@@ -27,15 +27,22 @@ def _comment(network: Network) -> list[str]:
 
 
 def rules(network: Network) -> list[tuple[str, str, str, list[str]]]:
-    """(binary, table, chain, rule) for ``network``: its subnets masqueraded when leaving them (not for an
-    internal network), and forwarding accepted from its bridge and back for established connections —
-    needed where the FORWARD policy is DROP (as docker sets it)."""
+    """(binary, table, chain, rule) for ``network``, in the order they must match: forwarding from its
+    bridge to another hull network's bridge dropped (networks are isolated from each other, as docker's
+    DOCKER-ISOLATION chains make them), then accepted from its bridge and back for established
+    connections — needed where the FORWARD policy is DROP (as docker sets it); its subnets masqueraded
+    when leaving them (not for an internal network)."""
     out: list[tuple[str, str, str, list[str]]] = []
     for subnet in network.subnets:
         binary = "ip6tables" if ":" in subnet.subnet else "iptables"
         if not network.internal:
             masq = ["-s", subnet.subnet, "!", "-d", subnet.subnet, *_comment(network), "-j", "MASQUERADE"]
             out.append((binary, "nat", "POSTROUTING", masq))
+        # "hull+": every hull bridge (hull0, hull-<id>). Traffic that stays on this bridge is accepted
+        # first (iptables takes one -o per rule: no "to hull+ but not to this bridge").
+        same = ["-i", network.bridge, "-o", network.bridge, *_comment(network), "-j", "ACCEPT"]
+        isolate = ["-i", network.bridge, "-o", "hull+", *_comment(network), "-j", "DROP"]
+        out += [(binary, "filter", "FORWARD", same), (binary, "filter", "FORWARD", isolate)]
         forward_in = ["-i", network.bridge, *_comment(network), "-j", "ACCEPT"]
         forward_out = ["-o", network.bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED",
                        *_comment(network), "-j", "ACCEPT"]  # fmt: skip
@@ -62,9 +69,13 @@ def ensure(network: Network, marker_dir: str) -> None:
     marker = os.path.join(marker_dir, network.id)
     if os.path.exists(marker):
         return
-    for binary, table, chain, rule in rules(network):
+    # FORWARD rules are inserted at the top (ahead of a DROP that other tools, docker, append): last
+    # first, so that they end up in rules()'s order.
+    ordered = [r for r in rules(network) if r[2] != "FORWARD"] + [
+        r for r in reversed(rules(network)) if r[2] == "FORWARD"
+    ]
+    for binary, table, chain, rule in ordered:
         if _iptables(binary, "-t", table, "-C", chain, *rule) != 0:
-            # Inserted first in FORWARD: ahead of a DROP that other tools (docker) append.
             action = ["-I", chain, "1"] if chain == "FORWARD" else ["-A", chain]
             if _iptables(binary, "-t", table, *action, *rule) != 0:
                 raise NetworkError(f"network {network.name}: adding its {table} {chain} rule failed ({binary})")
