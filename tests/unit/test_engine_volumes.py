@@ -229,3 +229,29 @@ def test_copy_up_of_a_missing_or_non_directory_source(tmp_path: Path) -> None:
 def test_volume_round_trips_through_its_document() -> None:
     vol = Volume(name="x1", mountpoint="/v/x1/_data", created_at="2026-01-01T00:00:00Z", labels={"a": "b"})
     assert Volume.from_inspect(vol.inspect()).inspect() == vol.inspect()
+
+
+def test_copy_up_never_follows_what_a_container_plants_in_the_volume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container already using the (empty) volume swaps a name for a symlink to a host directory while
+    the image's content is copied: the copy is staged aside and renamed in, so nothing lands outside."""
+    from hull.engine import volumes
+
+    vol = volumes.VolumeStore(str(tmp_path / "root")).create("shared")
+    src = tmp_path / "image-dir"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "f").write_text("from the image")
+    outside = tmp_path / "host-dir"
+    outside.mkdir()
+    real_copy = volumes.copy_tree
+
+    def racing(source: str, dest: str) -> None:
+        real_copy(source, dest)
+        os.symlink(str(outside), os.path.join(vol.mountpoint, "sub"))  # the container's move, meanwhile
+
+    monkeypatch.setattr(volumes, "copy_tree", racing)
+    assert volumes.copy_up(vol, str(src))
+    assert os.listdir(outside) == []
+    assert os.path.islink(os.path.join(vol.mountpoint, "sub"))  # its entry stays; nothing written through it
+    assert not os.path.exists(os.path.join(os.path.dirname(vol.mountpoint), ".copy-up"))

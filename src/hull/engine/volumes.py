@@ -295,8 +295,40 @@ def copy_up(volume: Volume, source_dir: str) -> bool:
         return False  # nothing at the mount point in the image: the volume stays empty
     if not stat.S_ISDIR(st.st_mode):
         return False
-    copy_tree(source_dir, volume.mountpoint)
+    # Staged where no container reaches, then moved in entry by entry: a container already using this
+    # (empty) volume could swap what is being made in _data for symlinks to host paths, and the copy's
+    # next writes would follow them; a rename replaces a name and follows nothing.
+    staging = os.path.join(os.path.dirname(volume.mountpoint), ".copy-up")
+    if os.path.lexists(staging):
+        shutil.rmtree(staging)
+    os.mkdir(staging, 0o700)
+    try:
+        copy_tree(source_dir, staging)
+        _move_into(staging, volume.mountpoint)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return True
+
+
+def _move_into(staging: str, data: str) -> None:
+    """Every entry of ``staging`` renamed into ``data`` (through descriptors: no path into ``data`` is
+    followed), then ``data`` given ``staging``'s owner, mode and times."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    stage_fd = os.open(staging, flags)
+    data_fd = os.open(data, flags)
+    try:
+        for name in os.listdir(stage_fd):
+            try:
+                os.rename(name, name, src_dir_fd=stage_fd, dst_dir_fd=data_fd)
+            except OSError:
+                pass  # the container made that name meanwhile: its entry stays, as docker's copy-up skips
+        st = os.fstat(stage_fd)
+        os.fchown(data_fd, st.st_uid, st.st_gid)
+        os.fchmod(data_fd, stat.S_IMODE(st.st_mode))
+        os.utime(data_fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+    finally:
+        os.close(stage_fd)
+        os.close(data_fd)
 
 
 def copy_tree(source: str, dest: str) -> None:
