@@ -172,6 +172,8 @@ def _ls_filters(values: list[str]) -> dict[str, list[str]]:
 
 
 def _ls_match(network: Any, filters: dict[str, list[str]]) -> bool:
+    from hull.cli.volumes import labels_match
+
     for key, values in filters.items():
         if key == "driver":
             ok = network.driver in values
@@ -184,10 +186,7 @@ def _ls_match(network: Any, filters: dict[str, list[str]]) -> bool:
         elif key == "type":
             ok = ("builtin" if network.predefined else "custom") in values
         else:  # label: every one must hold
-            ok = all(
-                k in network.labels and (not sep or network.labels[k] == want)
-                for k, sep, want in (v.partition("=") for v in values)
-            )
+            ok = labels_match(network.labels, values)
         if not ok:
             return False
     return True

@@ -137,13 +137,15 @@ def _ls_match(volume: Any, filters: dict[str, list[str]], users: dict[str, list[
         elif key == "name":
             ok = any(v in volume.name for v in values)  # moby: a substring (regexp) match
         else:  # label: every one must hold
-            ok = all(
-                k in volume.labels and (not sep or volume.labels[k] == want)
-                for k, sep, want in (v.partition("=") for v in values)
-            )
+            ok = labels_match(volume.labels, values)
         if not ok:
             return False
     return True
+
+
+def labels_match(labels: dict[str, str], values: list[str]) -> bool:
+    """docker's ``label=KEY`` / ``label=KEY=VALUE`` filters: every one must hold."""
+    return all(k in labels and (not sep or labels[k] == want) for k, sep, want in (v.partition("=") for v in values))
 
 
 def cmd_volume_ls(paths: EnginePaths, args: Any) -> int:
