@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -57,17 +58,24 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=20, help="runs of each variant (default 20)")
     parser.add_argument("--concurrent", type=int, default=50, help="containers started at once in (b)")
     args = parser.parse_args()
+    on_tmpfs("hull-engine-bench-", lambda work: run(work, args.n, args.concurrent))
+
+
+def on_tmpfs(prefix: str, body: Callable[[str], None]) -> None:
+    """``body`` in a directory on a fresh tmpfs, unmounted after (needs root)."""
     if os.geteuid() != 0:
         fail("needs root")
-    with tempfile.TemporaryDirectory(prefix="hull-engine-bench-") as work:
+    with tempfile.TemporaryDirectory(prefix=prefix) as work:
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2g", "tmpfs", work], check=True)
         try:
-            run(work, args.n, args.concurrent)
+            body(work)
         finally:
             subprocess.run(["umount", "-l", work], check=False)
 
 
-def run(work: str, n: int, concurrent: int) -> None:
+def engines(work: str) -> tuple[list[str], list[str], dict[str, str]]:
+    """hull's and podman's command lines with their state under ``work``, podman's environment, and
+    the built-in busybox image in both (built by hull, saved, loaded into podman)."""
     from hull.testing import podman as podman_setup
 
     hull = [HULL, "--root", f"{work}/hull/root", "--runroot", f"{work}/hull/run"]
@@ -77,6 +85,11 @@ def run(work: str, n: int, concurrent: int) -> None:
     timed([*hull, "run", "--rm", "--network", "none", IMAGE, "true"])  # builds the built-in image
     timed([*hull, "image", "save", IMAGE, "-o", f"{work}/busybox.tar"])
     timed([*podman, "load", "-i", f"{work}/busybox.tar"], env)
+    return hull, podman, env
+
+
+def run(work: str, n: int, concurrent: int) -> None:
+    hull, podman, env = engines(work)
     variants = {
         "hull": ([*hull, "run", "--rm", "--network", "none", IMAGE, "true"], None),
         "podman --runtime hull-runtime": (

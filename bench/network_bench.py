@@ -13,39 +13,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from engine_bench import HULL, IMAGE, fail, ms, timed  # noqa: E402
+from engine_bench import IMAGE, engines, ms, on_tmpfs, timed  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=20, help="runs of each variant (default 20)")
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        fail("needs root")
-    with tempfile.TemporaryDirectory(prefix="hull-net-bench-") as work:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2g", "tmpfs", work], check=True)
-        try:
-            run(work, args.n)
-        finally:
-            subprocess.run(["umount", "-l", work], check=False)
+    on_tmpfs("hull-net-bench-", lambda work: run(work, args.n))
 
 
 def run(work: str, n: int) -> None:
-    from hull.testing import podman as podman_setup
-
-    hull = [HULL, "--root", f"{work}/hull/root", "--runroot", f"{work}/hull/run"]
-    env = podman_setup.conf_env(f"{work}/containers.conf")
-    podman = ["/usr/bin/podman", "--root", f"{work}/podman/root", "--runroot", f"{work}/podman/run",
-              "--storage-driver", "overlay", "--tmpdir", f"{work}/podman/tmp"]  # fmt: skip
-    timed([*hull, "run", "--rm", "--network", "none", IMAGE, "true"])  # builds the built-in image
-    timed([*hull, "image", "save", IMAGE, "-o", f"{work}/busybox.tar"])
-    timed([*podman, "load", "-i", f"{work}/busybox.tar"], env)
+    hull, podman, env = engines(work)
     runc = ["--runtime", "/usr/bin/runc"]
     variants = {
         "hull, default network": ([*hull, "run", "--rm", IMAGE, "true"], None),

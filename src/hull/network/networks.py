@@ -469,7 +469,10 @@ class NetworkStore:
             if users:
                 raise NetworkInUse(network.name, network.id, users)
             os.unlink(self.path(network.name))
-        _remove_tree(os.path.join(self.ipam_dir, network.name))
+        from hull.image.trees import remove_tree
+
+        if os.path.isdir(os.path.join(self.ipam_dir, network.name)):
+            remove_tree(os.path.join(self.ipam_dir, network.name))
         if network.bridge:
             delete_link(network.bridge)
         return network
@@ -599,22 +602,6 @@ def gc_leases(ipam_dir: str, network_name: str, valid_container_ids: Collection[
     finally:
         os.close(fd)
     return sorted(released)
-
-
-def _remove_tree(path: str) -> None:
-    try:
-        names = os.listdir(path)
-    except FileNotFoundError:
-        return
-    for name in names:
-        try:
-            os.unlink(os.path.join(path, name))
-        except FileNotFoundError:
-            pass
-    try:
-        os.rmdir(path)
-    except OSError:
-        pass
 
 
 def delete_link(name: str) -> bool:
